@@ -1,0 +1,42 @@
+// The one interface every output implements (Vector's lesson: a sink is a
+// small interface; stdout and file are two implementations, chosen at start).
+//
+// A sink receives the encoded lines of one webhook as a single chunk and
+// writes them synchronously, whole, before the request is answered. It never
+// acknowledges bytes it did not write: `write` throws `SinkWriteError` when
+// the chunk is not entirely in the output, and guarantees that no partial
+// line is left behind where it can prevent it.
+
+export interface SinkStats {
+  /** Writes that failed (each one answered 503). */
+  writeErrors: number;
+  /** Size-based rotations performed by the sink itself. */
+  rotations: number;
+}
+
+export interface Sink {
+  /** `stdout` or the file path, as printed in `control_plane.started`. */
+  readonly description: string;
+  readonly stats: SinkStats;
+  /** Appends `chunk` (whole `\n`-terminated lines) in one write; throws SinkWriteError on failure. */
+  write(chunk: string): void;
+  /** Reopens the output (SIGHUP, for logrotate). Never throws: a failure surfaces on the next write. */
+  reopen(): void;
+  /** Flushes and releases the output at shutdown. Never throws. */
+  close(): void;
+}
+
+/** A write that did not reach the output; `code` is the errno name (ENOSPC, EPIPE, ...) when known. */
+export class SinkWriteError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'SinkWriteError';
+    this.code = code;
+  }
+}
+
+export function errnoCode(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'EIO';
+}
