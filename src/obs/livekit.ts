@@ -1,0 +1,122 @@
+// The `livekit.*` line of a webhook: which event it was and the fields that
+// identify its room, participant, track, egress, ingress or agent job.
+// Only named fields are extracted; the payload itself (with its
+// turnPassword and streamKey) is never copied.
+
+import {
+  DisconnectReason,
+  EgressStatus,
+  IngressState_Status,
+  JobStatus,
+  ParticipantInfo_Kind,
+  TrackSource,
+  TrackType,
+  type WebhookEvent,
+} from '@livekit/protocol';
+import type { EventType, ObsEvent } from './schema.ts';
+
+/** LiveKit event name → OBS-00 event type. Names not listed map to `livekit.event.unknown`. */
+export const LIVEKIT_EVENT_TYPES: Readonly<Record<string, EventType>> = {
+  room_started: 'livekit.room.created',
+  room_finished: 'livekit.room.finished',
+  participant_joined: 'livekit.participant.joined',
+  participant_left: 'livekit.participant.left',
+  participant_connection_aborted: 'livekit.participant.connection_aborted',
+  track_published: 'livekit.track.published',
+  track_unpublished: 'livekit.track.unpublished',
+  egress_started: 'livekit.egress.started',
+  egress_updated: 'livekit.egress.updated',
+  egress_ended: 'livekit.egress.ended',
+  ingress_started: 'livekit.ingress.started',
+  ingress_ended: 'livekit.ingress.ended',
+  agent_job_started: 'livekit.agent_job.started',
+  agent_job_ended: 'livekit.agent_job.ended',
+};
+
+/**
+ * An enum value as lower snake case without its type prefix:
+ * CLIENT_INITIATED → client_initiated, EGRESS_LIMIT_REACHED → limit_reached.
+ * A number the library does not know stays visible as `unknown_<n>`.
+ */
+export function enumName(names: Record<number, string>, value: number, prefix = ''): string {
+  const name = names[value];
+  if (name === undefined) return `unknown_${value}`;
+  return (name.startsWith(prefix) ? name.slice(prefix.length) : name).toLowerCase();
+}
+
+export const disconnectReasonName = (value: DisconnectReason): string => enumName(DisconnectReason, value);
+export const participantKindName = (value: ParticipantInfo_Kind): string => enumName(ParticipantInfo_Kind, value);
+export const egressStatusName = (value: EgressStatus): string => enumName(EgressStatus, value, 'EGRESS_');
+export const ingressStatusName = (value: IngressState_Status): string => enumName(IngressState_Status, value, 'ENDPOINT_');
+export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, value, 'JS_');
+
+/** Unix seconds (bigint, from protojson int64) → RFC 3339 UTC, or undefined when unset. */
+export function secondsToTimestamp(seconds: bigint): string | undefined {
+  if (seconds <= 0n || seconds > 253_402_300_799n) return undefined;
+  return new Date(Number(seconds) * 1000).toISOString();
+}
+
+/** The room SID that names this event's session (SPEC §4), or null when none can be known. */
+export function sessionIdOf(event: WebhookEvent): string | null {
+  if (event.egressInfo) return event.egressInfo.roomId || event.room?.sid || null;
+  if (event.ingressInfo) return null;
+  return event.room?.sid || event.job?.room?.sid || null;
+}
+
+const put = (target: Record<string, unknown>, name: string, value: string | undefined): void => {
+  if (value) target[name] = value;
+};
+
+/** The `livekit.*` line for a decoded, verified webhook. */
+export function livekitLine(event: WebhookEvent): ObsEvent {
+  const line: Record<string, unknown> = {
+    level: 'info',
+    event_type: LIVEKIT_EVENT_TYPES[event.event] ?? 'livekit.event.unknown',
+    session_id: sessionIdOf(event),
+  };
+  put(line, 'webhook_id', event.id);
+  put(line, 'livekit_event', event.event);
+  put(line, 'event_created_at', secondsToTimestamp(event.createdAt));
+
+  const room = event.room;
+  put(line, 'room_name', room?.name || event.egressInfo?.roomName || event.ingressInfo?.roomName || event.job?.room?.name);
+  put(line, 'room_sid', line.session_id as string | null ?? undefined);
+
+  const participant = event.participant ?? event.job?.participant;
+  if (participant) {
+    put(line, 'participant_identity', participant.identity);
+    put(line, 'participant_sid', participant.sid);
+    // Track events carry only sid and identity: no kind to report there.
+    if (!event.track) line.participant_kind = participantKindName(participant.kind);
+    if (participant.disconnectReason !== DisconnectReason.UNKNOWN_REASON) {
+      line.reason = disconnectReasonName(participant.disconnectReason);
+    }
+  }
+
+  if (event.track) {
+    put(line, 'track_sid', event.track.sid);
+    line.track_type = enumName(TrackType, event.track.type);
+    line.track_source = enumName(TrackSource, event.track.source);
+  }
+
+  if (event.egressInfo) {
+    put(line, 'detail', event.egressInfo.egressId);
+    line.outcome = egressStatusName(event.egressInfo.status);
+    put(line, 'error', event.egressInfo.error);
+  } else if (event.ingressInfo) {
+    put(line, 'detail', event.ingressInfo.ingressId);
+    put(line, 'participant_identity', event.ingressInfo.participantIdentity);
+    if (event.ingressInfo.state) {
+      line.outcome = ingressStatusName(event.ingressInfo.state.status);
+      put(line, 'error', event.ingressInfo.state.error);
+    }
+  } else if (event.job) {
+    put(line, 'detail', event.job.id);
+    put(line, 'participant_identity', event.job.state?.participantIdentity);
+    if (event.job.state) {
+      line.outcome = jobStatusName(event.job.state.status);
+      put(line, 'error', event.job.state.error);
+    }
+  }
+  return line as unknown as ObsEvent;
+}

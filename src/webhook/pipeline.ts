@@ -1,0 +1,121 @@
+// One webhook's trip, minus the I/O (ARCHITECTURE.md):
+//
+//   bytes in ─▶ verify ─▶ decode ─▶ dedup ─▶ map (+ session state) ─▶ lines
+//
+// The result is the HTTP status to answer, the OBS-00 lines to write (in
+// order), and a `commit` that records the event id and the new session
+// state. The server calls `commit` only after the sink wrote the lines: if
+// the write fails the webhook is answered 503, nothing is remembered, and
+// LiveKit's retry is processed as if it were the first delivery.
+
+import type { WebhookEvent } from '@livekit/protocol';
+import type { ObsEvent } from '../obs/schema.ts';
+import { livekitLine, sessionIdOf } from '../obs/livekit.ts';
+import { decodeWebhook } from './decode.ts';
+import type { RecentIds } from './dedup.ts';
+import { type KeyRing, verifyWebhook } from './verify.ts';
+
+/** Derives call.*, session.* and provider.* lines; implemented by SessionStore. */
+export interface SessionTracker {
+  /**
+   * The lines this event causes and a commit that applies the state change.
+   * Must not change any state before commit() is called.
+   */
+  observe(event: WebhookEvent, nowMs: number): { readonly events: readonly ObsEvent[]; commit(): void };
+}
+
+export interface PipelineContext {
+  /** Read on every request, so a SIGHUP can swap the keys. */
+  readonly keys: () => KeyRing;
+  readonly insecureSkipVerify: boolean;
+  readonly clockToleranceMs: number;
+  readonly recentIds: RecentIds;
+  readonly sessions: SessionTracker;
+}
+
+export interface WebhookRequest {
+  readonly authorization: string | undefined;
+  readonly body: Uint8Array;
+  /** When the request arrived (ms since epoch); all time checks use it. */
+  readonly receivedAtMs: number;
+}
+
+export type WebhookStatus = 200 | 400 | 401;
+
+export interface WebhookOutcome {
+  readonly status: WebhookStatus;
+  /** Why it was refused (the `{"error"}` body and the log line's `reason`). */
+  readonly reason?: string;
+  readonly events: readonly ObsEvent[];
+  /** The LiveKit event name, once verified and decoded. */
+  readonly livekitEvent?: string;
+  /** LiveKit's `createdAt`, in ms, once decoded (0 when absent). */
+  readonly createdAtMs?: number;
+  readonly duplicate: boolean;
+  commit(): void;
+}
+
+export const RECEIVED: ObsEvent = Object.freeze({ level: 'info', event_type: 'webhook.received', session_id: null });
+
+const nothingToCommit = (): void => {};
+
+export function rejectedLine(httpStatus: number, reason: string, detail?: string): ObsEvent {
+  const line: ObsEvent = { level: 'warn', event_type: 'webhook.rejected', session_id: null, http_status: httpStatus, reason };
+  return detail ? { ...line, detail } : line;
+}
+
+function rejected(status: WebhookStatus, reason: string, detail?: string): WebhookOutcome {
+  return { status, reason, events: [RECEIVED, rejectedLine(status, reason, detail)], duplicate: false, commit: nothingToCommit };
+}
+
+/** protobuf-es names the field and then quotes the offending value; keep only the field part. */
+function decodeDetail(message: string): string {
+  return message.replace(/ from JSON:[\s\S]*$/, '').slice(0, 200);
+}
+
+export async function processWebhook(request: WebhookRequest, context: PipelineContext): Promise<WebhookOutcome> {
+  if (!context.insecureSkipVerify) {
+    const verdict = await verifyWebhook(request.authorization, request.body, {
+      keys: context.keys(),
+      nowMs: request.receivedAtMs,
+      clockToleranceMs: context.clockToleranceMs,
+    });
+    if (!verdict.ok) return rejected(401, verdict.reason);
+  }
+  // From here to the return everything is synchronous: no other request can
+  // interleave between the dedup check, the mapping and the server's write.
+  const decoded = decodeWebhook(request.body);
+  if (!decoded.ok) return rejected(400, decoded.reason, decoded.reason === 'invalid_webhook_event' ? decodeDetail(decoded.detail) : undefined);
+  return mapVerifiedWebhook(decoded.event, request.receivedAtMs, context);
+}
+
+/** dedup + map for an event that passed verification and decoding. */
+export function mapVerifiedWebhook(event: WebhookEvent, nowMs: number, context: Pick<PipelineContext, 'recentIds' | 'sessions'>): WebhookOutcome {
+  const sessionId = sessionIdOf(event);
+  const createdAtMs = Number(event.createdAt) * 1000;
+  const identity: ObsEvent = { level: 'info', event_type: 'webhook.processing', session_id: sessionId, webhook_id: event.id || undefined, livekit_event: event.event };
+
+  if (event.id && context.recentIds.has(event.id, nowMs)) {
+    return {
+      status: 200,
+      events: [RECEIVED, { ...identity, event_type: 'webhook.duplicate' }],
+      livekitEvent: event.event,
+      createdAtMs,
+      duplicate: true,
+      commit: nothingToCommit,
+    };
+  }
+
+  const derived = context.sessions.observe(event, nowMs);
+  return {
+    status: 200,
+    events: [RECEIVED, identity, livekitLine(event), ...derived.events],
+    livekitEvent: event.event,
+    createdAtMs,
+    duplicate: false,
+    commit() {
+      if (event.id) context.recentIds.remember(event.id, nowMs);
+      derived.commit();
+    },
+  };
+}
