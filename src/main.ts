@@ -1,0 +1,183 @@
+// argv + env → config → serve (or another sub-command). The only file that
+// touches the process: signals, exit codes, timers, stderr.
+
+import { readFileSync } from 'node:fs';
+import { checkConfigCommand, type CommandIo, configFrom, defaultIo, parseCommand, sendCommand, signCommand, usage, VERSION, versionText } from './cli.ts';
+import { type Config, ConfigError, loadConfig, parseArgs } from './config.ts';
+import { DaemonMetrics } from './metrics.ts';
+import { redactPhoneNumbers } from './obs/redact.ts';
+import type { ObsEvent } from './obs/schema.ts';
+import { SessionStore } from './obs/sessions.ts';
+import { WebhookServer } from './server.ts';
+import { FileSink } from './sinks/file.ts';
+import { LineWriter } from './sinks/line-writer.ts';
+import type { Sink } from './sinks/sink.ts';
+import { StdoutSink } from './sinks/stdout.ts';
+import { loadState, saveState } from './state/state-file.ts';
+import { RecentIds } from './webhook/dedup.ts';
+import { KeyRing } from './webhook/verify.ts';
+
+/** How long SIGTERM waits for requests in flight before closing connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
+/** SPEC §1: state is saved at shutdown and at least this often. */
+const STATE_SAVE_INTERVAL_MS = 10_000;
+const SUMMARY_FLUSH_INTERVAL_MS = 5_000;
+
+export async function main(argv: readonly string[], io: CommandIo = defaultIo()): Promise<number> {
+  try {
+    const { command, parsed, help, version } = parseCommand(argv);
+    if (help) {
+      io.stdout(usage());
+      return 0;
+    }
+    if (version) {
+      io.stdout(`${versionText()}\n`);
+      return 0;
+    }
+    switch (command) {
+      case 'sign':
+        return signCommand(parsed, io);
+      case 'send':
+        return await sendCommand(parsed, io);
+      case 'check-config':
+        return checkConfigCommand(parsed, io);
+      case 'serve':
+        return await serve(configFrom(parsed, io), argv, io);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`control-plane: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+function openSink(config: Config): Sink {
+  if (config.logFile === null) return new StdoutSink();
+  try {
+    return new FileSink({ path: config.logFile, maxSize: config.logMaxSize, keep: config.logKeep, compress: config.logCompress, fsync: config.fsync });
+  } catch (error) {
+    throw new ConfigError(`--log-file: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function warning(detail: string): ObsEvent {
+  return { level: 'warn', event_type: 'control_plane.warning', session_id: null, detail };
+}
+
+async function serve(config: Config, argv: readonly string[], io: CommandIo): Promise<number> {
+  const reportProblem = (message: string) => io.stderr(`control-plane: ${message}\n`);
+  const writer = new LineWriter(openSink(config), { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
+  const sessions = new SessionStore();
+  const recentIds = new RecentIds();
+  let keys = new KeyRing(config.keys);
+
+  const startupWarnings: ObsEvent[] = [];
+  if (config.stateFile) {
+    const loaded = loadState(config.stateFile, Date.now());
+    if (loaded.sessions) sessions.restore(loaded.sessions, Date.now());
+    if (loaded.recentIds) recentIds.restore(loaded.recentIds, Date.now());
+    if (loaded.warning) startupWarnings.push(warning(loaded.warning));
+  }
+  if (config.insecureSkipVerify) {
+    startupWarnings.push(warning('--insecure-skip-verify: webhook signatures are NOT checked; anyone who can reach this port can write events. Development only.'));
+    reportProblem('WARNING: --insecure-skip-verify is on: webhook signatures are not checked. Never use this in production.');
+  }
+  if (config.dev) {
+    startupWarnings.push(warning('--dev: the public development key pair devkey/secret is accepted. Development only.'));
+    reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
+  }
+
+  const metrics = new DaemonMetrics({
+    openSessions: () => sessions.openSessions,
+    openCalls: () => sessions.openCalls,
+    sinkRotations: () => writer.rotations,
+    outputHealthy: () => writer.healthy,
+  });
+  const server = new WebhookServer({
+    pipeline: { keys: () => keys, insecureSkipVerify: config.insecureSkipVerify, clockToleranceMs: config.clockToleranceMs, recentIds, sessions },
+    writer,
+    metrics,
+    maxBody: config.maxBody,
+    maxConnections: config.maxConnections,
+    reportProblem,
+  });
+
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen(config.port, config.host);
+  } catch (error) {
+    io.stderr(`control-plane: --host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+    writer.close();
+    return 2;
+  }
+  const started: ObsEvent = {
+    level: 'info',
+    event_type: 'control_plane.started',
+    session_id: null,
+    version: VERSION,
+    listen: `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+    sink: writer.description,
+    key_ids: keys.keyIds,
+  };
+  const startFailure = writer.write([started, ...startupWarnings]);
+  if (startFailure) reportProblem(`cannot write the start line (${startFailure.code}); serving anyway, /health reports degraded`);
+
+  const saveStateNow = (): void => {
+    if (!config.stateFile) return;
+    const problem = saveState(config.stateFile, { sessions: sessions.snapshot(), recentIds: recentIds.entries() });
+    if (problem) reportProblem(`state file: ${problem}`);
+  };
+  const timers = [
+    setInterval(saveStateNow, STATE_SAVE_INTERVAL_MS),
+    setInterval(() => server.flushRejectionSummaries(), SUMMARY_FLUSH_INTERVAL_MS),
+  ];
+  for (const timer of timers) timer.unref();
+
+  const reload = (): void => {
+    writer.reopen();
+    if (!config.keysFile) return;
+    try {
+      // Re-read the keys the way start-up did (keys file + env + credential + --dev).
+      const fresh = loadConfig({ argv: [], env: io.env, readText: (path) => readFileSync(path, 'utf8') }, parseArgs(argv.filter((a) => a !== 'serve')));
+      keys = new KeyRing(fresh.keys);
+      writer.write([{ level: 'info', event_type: 'control_plane.keys_reloaded', session_id: null, key_ids: keys.keyIds }]);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      writer.write([warning(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)]);
+      reportProblem(`SIGHUP: keys not reloaded: ${reason}`);
+    }
+  };
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      await server.shutdown(SHUTDOWN_GRACE_MS);
+      for (const timer of timers) clearInterval(timer);
+      server.flushRejectionSummaries();
+      saveStateNow();
+      writer.write([{ level: 'info', event_type: 'control_plane.stopped', session_id: null, detail: `${signal} received; in-flight requests finished` }]);
+      writer.close();
+      resolve(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGHUP', reload);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Normally the loop is empty now and the process exits by itself, after
+    // stdout has drained. If a stray handle keeps it alive, exit anyway.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`control-plane: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);

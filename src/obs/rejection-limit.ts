@@ -1,0 +1,68 @@
+// Rate limit for the lines of rejected requests (SPEC §2): a flood of
+// forged or broken requests must not drown the log or fill the disk. Each
+// reason gets REJECTED_LINES_PER_WINDOW lines per window; beyond that the
+// lines are counted, not written, and one `webhook.rejected_suppressed` line
+// per reason carries the count when the window closes. Real (verified)
+// webhooks never pass through here. Pure: time is passed in.
+
+import type { ObsEvent } from './schema.ts';
+
+export const REJECTED_LINES_PER_WINDOW = 20;
+export const REJECTION_WINDOW_MS = 10_000;
+
+interface ReasonWindow {
+  startedAtMs: number;
+  written: number;
+  suppressed: number;
+}
+
+export class RejectionLimiter {
+  private readonly windows = new Map<string, ReasonWindow>();
+
+  constructor(
+    private readonly linesPerWindow = REJECTED_LINES_PER_WINDOW,
+    private readonly windowMs = REJECTION_WINDOW_MS,
+  ) {}
+
+  /**
+   * Whether the lines of one more rejection with `reason` may be written now.
+   * Also returns the summary lines of windows that have closed, to be
+   * written first.
+   */
+  admit(reason: string, nowMs: number): { readonly allowed: boolean; readonly summaries: ObsEvent[] } {
+    const summaries = this.closeWindows(nowMs);
+    let window = this.windows.get(reason);
+    if (!window) {
+      window = { startedAtMs: nowMs, written: 0, suppressed: 0 };
+      this.windows.set(reason, window);
+    }
+    if (window.written < this.linesPerWindow) {
+      window.written++;
+      return { allowed: true, summaries };
+    }
+    window.suppressed++;
+    return { allowed: false, summaries };
+  }
+
+  /** Summary lines for every window that ended before `nowMs` with something suppressed; forgets ended windows. */
+  closeWindows(nowMs: number): ObsEvent[] {
+    const summaries: ObsEvent[] = [];
+    for (const [reason, window] of this.windows) {
+      if (nowMs - window.startedAtMs < this.windowMs) continue;
+      if (window.suppressed > 0) summaries.push(suppressedLine(reason, window.suppressed));
+      this.windows.delete(reason);
+    }
+    return summaries;
+  }
+}
+
+export function suppressedLine(reason: string, count: number): ObsEvent {
+  return {
+    level: 'warn',
+    event_type: 'webhook.rejected_suppressed',
+    session_id: null,
+    reason,
+    suppressed: count,
+    detail: `${count} rejected requests with this reason were not logged (rate limit)`,
+  };
+}
