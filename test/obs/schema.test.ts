@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { redactPhoneNumbers } from '../../src/obs/redact.ts';
+import { encodeLine, FIELD_ORDER, type ObsEvent } from '../../src/obs/schema.ts';
+
+const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
+
+test('common fields come first, in the SPEC order, then known fields in FIELD_ORDER', () => {
+  const event = { level: 'info', event_type: 'call.ended', session_id: 'RM_1', talk_ms: 5, reason: 'client_initiated', webhook_id: 'EV_1' } as ObsEvent;
+  const line = encodeLine(event, 7, TS);
+  assert.equal(line, '{"ts":"2026-11-30T09:28:01.007Z","seq":7,"level":"info","component":"control_plane","event_type":"call.ended","session_id":"RM_1","webhook_id":"EV_1","reason":"client_initiated","talk_ms":5}\n');
+  assert.deepEqual(Object.keys(JSON.parse(line)), ['ts', 'seq', 'level', 'component', 'event_type', 'session_id', 'webhook_id', 'reason', 'talk_ms']);
+});
+
+test('null session_id, booleans, arrays, and strings needing escapes', () => {
+  const event = { level: 'warn', event_type: 'control_plane.started', session_id: null, key_ids: ['a', 'b'], answered: false, detail: 'quote " newline \n unicode é \u2028' } as ObsEvent;
+  const parsed = JSON.parse(encodeLine(event, 1, TS));
+  assert.equal(parsed.session_id, null);
+  assert.deepEqual(parsed.key_ids, ['a', 'b']);
+  assert.equal(parsed.answered, false);
+  assert.equal(parsed.detail, 'quote " newline \n unicode é \u2028');
+  assert.equal(encodeLine(event, 1, TS).split('\n').length, 2, 'one line, one terminating newline');
+});
+
+test('fields outside the schema are never written (no raw payload can leak)', () => {
+  const event = { level: 'info', event_type: 'livekit.room.created', session_id: 'RM_1', turnPassword: 'x', room: { sid: 'RM_1' } } as unknown as ObsEvent;
+  assert.doesNotMatch(encodeLine(event, 1, TS), /turnPassword|"room"/);
+});
+
+test('FIELD_ORDER lists each field once', () => {
+  assert.equal(new Set(FIELD_ORDER).size, FIELD_ORDER.length);
+});
+
+test('redaction keeps +, two first and two last digits of E.164 numbers in phone fields only', () => {
+  const event = { level: 'info', event_type: 'call.started', session_id: 'RM_1', from: '+31201234589', to: '+14155550123', participant_identity: 'sip_+14155550123', room_name: 'call_+14155550123_k2Zq', sip_call_id: 'SCL_+14155550123' } as ObsEvent;
+  const parsed = JSON.parse(encodeLine(event, 1, TS, redactPhoneNumbers));
+  assert.equal(parsed.from, '+31*******89');
+  assert.equal(parsed.to, '+14*******23');
+  assert.equal(parsed.participant_identity, 'sip_+14*******23');
+  assert.equal(parsed.room_name, 'call_+14*******23_k2Zq');
+  assert.equal(parsed.sip_call_id, 'SCL_+14155550123', 'ids are not phone fields');
+});
+
+test('redactPhoneNumbers leaves what is not E.164 alone', () => {
+  assert.equal(redactPhoneNumbers('room-42'), 'room-42');
+  assert.equal(redactPhoneNumbers('+123456'), '+123456', 'six digits is too short');
+  assert.equal(redactPhoneNumbers('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
+  assert.equal(redactPhoneNumbers('+1234567'), '+12***67');
+  assert.equal(redactPhoneNumbers('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
+});
