@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
+
+const KEY_ENV = { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 's3cret' };
+const noFiles = (path: string): string => {
+  throw Object.assign(new Error(`ENOENT ${path}`), { code: 'ENOENT' });
+};
+const load = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles) => loadConfig({ argv, env, readText });
+const refusal = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles): string => {
+  try {
+    load(argv, env, readText);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
+    return error.message;
+  }
+  assert.fail('expected a ConfigError');
+};
+
+describe('defaults and precedence', () => {
+  test('defaults follow the SPEC table', () => {
+    const config = load([]);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.port, 8000);
+    assert.equal(config.logMaxSize, 100 * 1024 * 1024);
+    assert.equal(config.logKeep, 14);
+    assert.equal(config.fsync, 'never');
+    assert.equal(config.maxBody, 1024 * 1024);
+    assert.equal(config.clockToleranceMs, 60_000);
+    assert.equal(config.logFile, null);
+    assert.equal(config.stateFile, null);
+    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: 's3cret' }]);
+  });
+
+  test('environment sets values, flags win over environment', () => {
+    const config = load(['--port', '9001', '--max-body=2K'], { ...KEY_ENV, PORT: '9000', HOST: '127.0.0.1', CONTROL_PLANE_MAX_BODY: '5M' });
+    assert.equal(config.port, 9001);
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.maxBody, 2048);
+  });
+
+  test('boolean settings take a bare flag or 1/0 in the environment', () => {
+    assert.equal(load(['--redact-phone-numbers']).redactPhoneNumbers, true);
+    assert.equal(load([], { ...KEY_ENV, CONTROL_PLANE_REDACT_PHONE_NUMBERS: '1' }).redactPhoneNumbers, true);
+    assert.equal(load([], { ...KEY_ENV, CONTROL_PLANE_REDACT_PHONE_NUMBERS: '0' }).redactPhoneNumbers, false);
+  });
+
+  test('the config is frozen', () => {
+    assert.ok(Object.isFrozen(load([])));
+  });
+});
+
+describe('keys', () => {
+  test('--dev adds devkey/secret and needs no other key', () => {
+    assert.deepEqual(load(['--dev'], {}).keys, [{ keyId: 'devkey', secret: 'secret' }]);
+    assert.equal(load([], { CONTROL_PLANE_DEV: '1' }).keys.length, 1);
+  });
+
+  test('fails closed with no key and no --dev/--insecure-skip-verify', () => {
+    assert.match(refusal([], {}), /no LiveKit key configured/);
+  });
+
+  test('--insecure-skip-verify may start with no key', () => {
+    assert.equal(load(['--insecure-skip-verify'], {}).insecureSkipVerify, true);
+  });
+
+  test('reads the secret from $CREDENTIALS_DIRECTORY when LIVEKIT_API_SECRET is absent', () => {
+    const files = (path: string) => (path === '/run/credentials/cp/livekit_api_secret' ? 'from-credential\n' : noFiles(path));
+    const config = load([], { LIVEKIT_API_KEY: 'APIk', CREDENTIALS_DIRECTORY: '/run/credentials/cp' }, files);
+    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: 'from-credential' }]);
+  });
+
+  test('a key without its secret, or a secret without its key, is refused', () => {
+    assert.match(refusal([], { LIVEKIT_API_KEY: 'APIk' }), /^LIVEKIT_API_SECRET/);
+    assert.match(refusal([], { LIVEKIT_API_SECRET: 'x' }), /^LIVEKIT_API_KEY/);
+  });
+
+  test('--keys-file holds several pairs, with comments and blank lines', () => {
+    const files = (path: string) => (path === '/etc/keys' ? '# rotation\nAPIold: old-secret\n\nAPInew:  new-secret  \n' : noFiles(path));
+    const config = load(['--keys-file', '/etc/keys'], {}, files);
+    assert.deepEqual(config.keys.map((key) => key.keyId), ['APIold', 'APInew']);
+    assert.equal(config.keys[1]!.secret, 'new-secret');
+  });
+
+  test('a malformed keys file names the line, never the secret', () => {
+    assert.throws(() => parseKeysFile('APIa: ok\nno colon here\n', 'keys'), /keys line 2: expected "key: secret"/);
+    assert.throws(() => parseKeysFile('APIa: one\nAPIa: two\n', 'keys'), /listed twice/);
+    assert.throws(() => parseKeysFile('# only comments\n', 'keys'), /no "key: secret" line/);
+    const message = refusal(['--keys-file', '/nope'], {});
+    assert.match(message, /--keys-file: cannot read \/nope \(ENOENT\)/);
+  });
+});
+
+describe('refusals name the setting', () => {
+  const cases: Array<[string[], Record<string, string> | undefined, RegExp]> = [
+    [['--bogus'], undefined, /unknown flag --bogus/],
+    [['--port', '70000'], undefined, /^--port: "70000" is not a port/],
+    [['--port'], undefined, /^--port needs a value/],
+    [[], { ...KEY_ENV, PORT: 'http' }, /^PORT: "http"/],
+    [['--max-body', '1T'], undefined, /^--max-body: "1T" is not a size/],
+    [['--max-body', '0'], undefined, /^--max-body/],
+    [['--clock-tolerance', '60'], undefined, /^--clock-tolerance: "60" is not a duration/],
+    [['--fsync', 'sometimes', '--log-file', '/tmp/x.log'], undefined, /^--fsync: "sometimes"/],
+    [['--log-keep', 'many', '--log-file', '/tmp/x.log'], undefined, /^--log-keep/],
+    [['--log-compress'], undefined, /^--log-compress: only applies with --log-file/],
+    [[], { ...KEY_ENV, CONTROL_PLANE_DEV: 'maybe' }, /^CONTROL_PLANE_DEV: "maybe" is not a boolean/],
+  ];
+  for (const [argv, env, pattern] of cases) {
+    test(`${argv.join(' ') || JSON.stringify(env)} → ${pattern}`, () => {
+      assert.match(refusal(argv, env ?? KEY_ENV), pattern);
+    });
+  }
+});
+
+test('sizes and durations take the SPEC units', () => {
+  assert.equal(parseSize('512K'), 512 * 1024);
+  assert.equal(parseSize('100M'), 100 * 1024 * 1024);
+  assert.equal(parseSize('1G'), 1024 ** 3);
+  assert.equal(parseSize('42'), 42);
+  assert.equal(parseSize('1.5M'), null);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('60s'), 60_000);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('1h'), null);
+});
+
+test('every setting has a flag, an environment variable and help text', () => {
+  for (const setting of SETTINGS) {
+    assert.match(setting.flag, /^--[a-z-]+$/);
+    assert.match(setting.env, /^[A-Z_]+$/);
+    assert.ok(setting.help.length > 5);
+  }
+});
