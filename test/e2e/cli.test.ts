@@ -1,0 +1,125 @@
+// The command line of SPEC §7 and the start-up refusals of SPEC §1.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { KeyRing, verifyWebhook } from '../../src/webhook/verify.ts';
+import { runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
+
+describe('command line', () => {
+  test('--version prints the version and the Node runtime', async () => {
+    const { code, stdout } = await runProgram(['--version']);
+    assert.equal(code, 0);
+    assert.match(stdout, /^control-plane \d+\.\d+\.\d+ \(node v\d+\.\d+\.\d+\)\n$/);
+  });
+
+  for (const command of ['serve', 'sign', 'send', 'check-config']) {
+    test(`${command} --help and --version work`, async () => {
+      const help = await runProgram([command, '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /Usage:/);
+      assert.match(help.stdout, /--log-file/);
+      const version = await runProgram([command, '--version']);
+      assert.equal(version.code, 0);
+      assert.match(version.stdout, /^control-plane /);
+    });
+  }
+
+  test('an unknown flag stops the program with one line naming it and exit 2', async () => {
+    const { code, stderr, stdout } = await runProgram(['--frobnicate']);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim().split('\n').length, 1);
+    assert.match(stderr, /--frobnicate/);
+  });
+
+  test('a malformed value names the setting, exit 2', async () => {
+    const { code, stderr } = await runProgram(['--max-body', 'lots']);
+    assert.equal(code, 2);
+    assert.match(stderr, /--max-body/);
+  });
+
+  test('no key configured: refuses to start (fail closed), exit 2', async () => {
+    const { code, stderr } = await runProgram([], testEnv({ LIVEKIT_API_KEY: '', LIVEKIT_API_SECRET: '' }));
+    assert.equal(code, 2);
+    assert.match(stderr, /no LiveKit key configured/);
+  });
+
+  test('a port already in use is a clear error, exit 2', async () => {
+    const daemon = await startDaemon();
+    try {
+      const { code, stderr } = await runProgram(['--host', '127.0.0.1', '--port', String(daemon.port)]);
+      assert.equal(code, 2);
+      assert.match(stderr, /EADDRINUSE/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('check-config prints a summary with key ids and never a secret', async () => {
+    const { code, stdout } = await runProgram(['check-config', '--port', '9100']);
+    assert.equal(code, 0);
+    const summary = JSON.parse(stdout);
+    assert.equal(summary.port, 9100);
+    assert.deepEqual(summary.key_ids, [TEST_KEY.keyId]);
+    assert.doesNotMatch(stdout, new RegExp(TEST_KEY.secret));
+  });
+
+  test('check-config exits 2 on a bad configuration', async () => {
+    const { code } = await runProgram(['check-config', '--fsync', 'maybe', '--log-file', '/tmp/x.log']);
+    assert.equal(code, 2);
+  });
+
+  test('sign prints the bare token LiveKit would send for the file bytes, and for stdin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cp-sign-'));
+    const bodyPath = join(dir, 'body.json');
+    const body = '{"event":"room_started", "id":"EV_signTest1234"}';
+    writeFileSync(bodyPath, body);
+    const keys = new KeyRing([TEST_KEY]);
+    for (const args of [['sign', bodyPath], ['sign', '--key', TEST_KEY.keyId, '-']]) {
+      const { code, stdout } = await runProgram(args, testEnv(), body);
+      assert.equal(code, 0);
+      const token = stdout.trim();
+      assert.doesNotMatch(token, /^Bearer/);
+      assert.deepEqual(await verifyWebhook(token, Buffer.from(body), { keys, nowMs: Date.now(), clockToleranceMs: 0 }), { ok: true, keyId: TEST_KEY.keyId });
+    }
+  });
+
+  test('sign --key with a key that is not configured exits 2', async () => {
+    const { code, stderr } = await runProgram(['sign', '--key', 'APInope', '-'], testEnv(), '{}');
+    assert.equal(code, 2);
+    assert.match(stderr, /APInope/);
+  });
+
+  test('send delivers a signed sample webhook to a running daemon and prints the answer', async () => {
+    const daemon = await startDaemon();
+    try {
+      const { code, stdout } = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'participant_joined', '--room', 'sent-room']);
+      assert.equal(code, 0);
+      assert.match(stdout, /^200 /);
+      const line = await daemon.waitForLine((candidate) => candidate.event_type === 'livekit.participant.joined');
+      assert.equal(line.room_name, 'sent-room');
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('send to a daemon with another key gets 401 and exits 1', async () => {
+    const daemon = await startDaemon();
+    try {
+      const { code, stdout } = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'room_started'], testEnv({ LIVEKIT_API_KEY: 'APIwrong', LIVEKIT_API_SECRET: 'wrong' }));
+      assert.equal(code, 1);
+      assert.match(stdout, /^401 .*unknown_key/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('send to nothing listening reports the connection error, exit 1', async () => {
+    const { code, stderr } = await runProgram(['send', '--url', 'http://127.0.0.1:1/webhook', 'room_started']);
+    assert.equal(code, 1);
+    assert.match(stderr, /ECONNREFUSED/);
+  });
+});
