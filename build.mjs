@@ -107,8 +107,10 @@ writeFileSync(
   seaConfig,
   JSON.stringify(
     {
-      main: join(work, 'control-plane.cjs'),
-      output: join(work, 'control-plane'),
+      // Relative to the build directory: stack traces then name
+      // `control-plane.cjs`, not a path on the build machine.
+      main: 'control-plane.cjs',
+      output: 'control-plane',
       executable: base,
       disableExperimentalSEAWarning: true,
       useCodeCache: true,

@@ -113,6 +113,14 @@ else
   put "$env_source" "$env_path" 0600
 fi
 
+# The executable carries its own Node.js but links the system's C and C++
+# runtime: glibc 2.28+, libstdc++6, libatomic1 (absent from minimal images).
+if [ -z "$root" ] && ! version=$("$bin_path" --version 2>&1); then
+  echo "$version" >&2
+  die "$bin_path cannot run here: install the missing library above (Debian/Ubuntu: apt-get install libatomic1) and run install.sh again"
+fi
+[ -z "$root" ] && echo "checked    $version"
+
 if $live_system; then
   systemctl daemon-reload
   echo "reloaded   systemd units"

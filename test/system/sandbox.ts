@@ -30,12 +30,16 @@ export function sandboxUnavailable(): string | null {
 }
 
 /** Runs a command on this machine; never throws on a non-zero exit. */
-export function run(command: string, args: readonly string[], options: { timeoutMs?: number; input?: string; cwd?: string } = {}): Promise<CommandResult> {
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandResult> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(
       command,
       args,
-      { cwd: options.cwd, timeout: options.timeoutMs ?? 60_000, maxBuffer: 1024 * 1024 * 1024, encoding: 'utf8' },
+      { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 60_000, maxBuffer: 1024 * 1024 * 1024, encoding: 'utf8' },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') return reject(new Error(`${command} ${args.join(' ')}: ${error.message}\n${stderr}`));
         resolvePromise({ code: error ? (error.code as number) : 0, stdout, stderr });
@@ -74,7 +78,10 @@ export function hostPath(path: string): string {
  *   journal sees what an operator sees.
  */
 export async function sandboxUp(): Promise<void> {
-  const up = await run(SANDBOX_TOOL, ['up', SANDBOX_DIR], { timeoutMs: 15 * 60_000 });
+  // libatomic1: the one library the executable needs that a minimal Debian
+  // lacks (README says to install it); part of the image when it is first built.
+  const env = { ...process.env, SANDBOX_PACKAGES: 'libatomic1' };
+  const up = await run(SANDBOX_TOOL, ['up', SANDBOX_DIR], { timeoutMs: 15 * 60_000, env });
   if (up.code !== 0) throw new Error(`systemd-sandbox up failed (${up.code}):\n${up.stderr}`);
   await insideOk(['mount', '--make-rshared', '/']);
   await insideOk(['systemd-analyze', 'log-target', 'journal-or-kmsg']);
