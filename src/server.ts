@@ -1,24 +1,65 @@
-// node:http shell around the pipeline: routes, body limit, timeouts,
-// answers, and the write-before-answer rule. Nothing clever happens here;
-// the decisions are made in src/webhook/pipeline.ts.
+// node:http shell around the pipeline: routes, limits, timeouts, answers,
+// and the write-before-answer rule. The decisions about a webhook are made
+// in src/webhook/pipeline.ts; what lives here is how the daemon stays
+// standing under hostile traffic (SPEC §2):
+//
+// - Every request gets a JSON answer and at most one `webhook.rejected`
+//   line, also malformed HTTP, CONNECT, timeouts and refused connections;
+//   rejection lines are rate-limited per reason (src/obs/rejection-limit.ts).
+// - A client that has not proved it holds a key cannot make the daemon hold
+//   more than UNVERIFIED_BODY_LIMIT bytes of its body: past that, the token
+//   is checked before another byte is read.
+// - --max-connections bounds the sockets held open. When it is reached, the
+//   connection that has waited longest without a request in processing (an
+//   idle keep-alive socket, or a client trickling headers or a body) is closed
+//   to make room, so stalled clients cannot lock real webhooks out; slow
+//   ones are also cut off by the header (10 s) and request (30 s) timeouts.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { DaemonMetrics } from './metrics.ts';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE, type DaemonMetrics } from './metrics.ts';
 import { RejectionLimiter } from './obs/rejection-limit.ts';
 import type { ObsEvent } from './obs/schema.ts';
 import type { LineWriter } from './sinks/line-writer.ts';
+import { DECODE_REASONS } from './webhook/decode.ts';
 import { type PipelineContext, processWebhook, RECEIVED, rejectedLine, type WebhookOutcome } from './webhook/pipeline.ts';
+import { VERIFY_REASONS, verifyWebhook } from './webhook/verify.ts';
 
 export const WEBHOOK_PATH = '/webhook';
 export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 15_000;
+/** How often Node sweeps connections for the two timeouts above (its default, 30 s, would stretch 10 s to 40 s). */
+export const TIMEOUT_SWEEP_MS = 1_000;
 /** LiveKit drops events that waited 30 s; a short Retry-After keeps retries inside that. */
 export const RETRY_AFTER_SECONDS = 2;
+/**
+ * Body bytes read before the token is checked. Real webhooks are a few KiB,
+ * so they are verified once, by the pipeline; a larger body is read on only
+ * after its token verifies (signature, key, expiry), so an attacker without a
+ * key can make the daemon buffer at most this much per connection.
+ */
+export const UNVERIFIED_BODY_LIMIT = 16 * 1024;
+
+/** Every reason the server itself answers with (besides verify and decode reasons). */
+export const SERVER_REASONS = [
+  'body_too_large',
+  'not_found',
+  'method_not_allowed',
+  'expectation_failed',
+  'request_timeout',
+  'headers_too_large',
+  'malformed_http_request',
+  'too_many_connections',
+  'shutting_down',
+  'output_unavailable',
+  'internal_error',
+] as const;
 
 const HEALTHY_BODY = '{"status":"ok","component":"control_plane"}';
+const EMPTY_BODY = new Uint8Array(0);
 
 export interface ServerOptions {
   readonly pipeline: PipelineContext;
@@ -31,11 +72,47 @@ export interface ServerOptions {
   readonly clock?: () => number;
 }
 
+/** Per open connection: how many of its requests are being processed (verified, written, answered). */
+interface ConnectionState {
+  busy: number;
+}
+
+/** The path of a request target: origin-form `/webhook?x`, or absolute-form `http://host/webhook` (RFC 9112 §3.2.2). */
+export function requestPath(target: string): string {
+  let path = target;
+  if (!target.startsWith('/')) {
+    const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(target);
+    if (absolute) path = absolute[1] || '/';
+  }
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
+}
+
+/** A complete HTTP/1.1 answer for a socket that has no ServerResponse to write it with. */
+function rawAnswer(status: number, reason: string, extraHeaders = ''): string {
+  const body = JSON.stringify({ error: reason });
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}Connection: close\r\n\r\n${body}`
+  );
+}
+
+function declaredLength(request: IncomingMessage): number | undefined {
+  const header = request.headers['content-length'];
+  if (header === undefined) return undefined;
+  const value = Number(header);
+  return Number.isFinite(value) ? value : undefined;
+}
+
 export class WebhookServer {
   readonly server: Server;
   private readonly options: ServerOptions;
   private readonly clock: () => number;
   private readonly limiter = new RejectionLimiter();
+  /** Open sockets, least recently active first (a request starting or finishing moves a socket to the end). */
+  private readonly connections = new Map<Socket, ConnectionState>();
+  /** Sockets answered 503 at the connection cap: whatever they send is ignored until they close. */
+  private readonly refusedSockets = new WeakSet<Socket>();
   private inFlight = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
@@ -48,14 +125,24 @@ export class WebhookServer {
         headersTimeout: HEADERS_TIMEOUT_MS,
         requestTimeout: REQUEST_TIMEOUT_MS,
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-        // Timeouts are enforced by a periodic sweep (30 s by default): make
-        // it fine-grained enough that the 10 s header limit means 10 s.
-        connectionsCheckingInterval: 1000,
+        connectionsCheckingInterval: TIMEOUT_SWEEP_MS,
+        // Node answers a Host-less HTTP/1.1 request with a bare 400 of its
+        // own (no JSON, no line); let it reach the router like any other.
+        requireHostHeader: false,
       },
-      (request, response) => this.route(request, response),
+      (request, response) => this.route(request, response, false),
     );
-    this.server.maxConnections = options.maxConnections;
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket));
+    // Registered after Node's own connection listener: the socket already has its parser.
+    this.server.on('connection', (socket: Socket) => this.admitConnection(socket));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket as Socket));
+    // Without these listeners Node closes a CONNECT silently and answers
+    // `Expect: 100-continue` and other expectations by itself.
+    this.server.on('connect', (request: IncomingMessage, socket: Duplex) => this.onConnect(request, socket as Socket));
+    this.server.on('checkContinue', (request, response) => this.route(request, response, true));
+    this.server.on('checkExpectation', (request, response) => this.refuse(request, response, 417, 'expectation_failed'));
+
+    const metrics = options.metrics;
+    for (const reason of [...VERIFY_REASONS, ...DECODE_REASONS, ...SERVER_REASONS]) metrics.rejections.init({ reason });
   }
 
   listen(port: number, host: string): Promise<{ host: string; port: number }> {
@@ -90,72 +177,216 @@ export class WebhookServer {
     this.writeLines(this.limiter.closeWindows(this.clock()));
   }
 
-  private route(request: IncomingMessage, response: ServerResponse): void {
-    const path = (request.url ?? '/').split('?', 1)[0];
+  /** Open connections now (for tests and /metrics). */
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
+  // --- connections -----------------------------------------------------
+
+  private admitConnection(socket: Socket): void {
+    const metrics = this.options.metrics;
+    if (this.connections.size >= this.options.maxConnections && !this.evictOne()) {
+      this.refuseConnection(socket);
+      return;
+    }
+    this.connections.set(socket, { busy: 0 });
+    metrics.openConnections.set(this.connections.size);
+    socket.once('close', () => {
+      if (this.connections.delete(socket)) metrics.openConnections.set(this.connections.size);
+    });
+  }
+
+  /** Closes the longest-waiting connection that has no request in processing; false when every one is busy. */
+  private evictOne(): boolean {
+    for (const [socket, state] of this.connections) {
+      if (state.busy > 0) continue;
+      this.connections.delete(socket);
+      this.options.metrics.openConnections.set(this.connections.size);
+      this.options.metrics.connectionsEvicted.inc();
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  private refuseConnection(socket: Socket): void {
+    this.refusedSockets.add(socket);
+    this.options.metrics.connectionsRefused.inc();
+    this.logRejection('too_many_connections', [rejectedLine(503, 'too_many_connections', `--max-connections ${this.options.maxConnections} reached`)]);
+    socket.end(rawAnswer(503, 'too_many_connections', `Retry-After: ${RETRY_AFTER_SECONDS}\r\n`), () => socket.destroy());
+  }
+
+  /** Marks a socket as just active: it becomes the last candidate for eviction. */
+  private touch(socket: Socket): void {
+    const state = this.connections.get(socket);
+    if (state === undefined) return;
+    this.connections.delete(socket);
+    this.connections.set(socket, state);
+  }
+
+  // --- routing ------------------------------------------------------------
+
+  private route(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
+    const socket = request.socket;
+    if (this.refusedSockets.has(socket)) {
+      request.resume();
+      return;
+    }
+    this.touch(socket);
+    response.once('finish', () => this.touch(socket));
+    const path = requestPath(request.url ?? '/');
     const method = request.method ?? 'GET';
     if (path === WEBHOOK_PATH) {
-      if (method === 'POST') return this.receiveWebhook(request, response);
+      if (method === 'POST') return this.receiveWebhook(request, response, expectsContinue);
       return this.refuse(request, response, 405, 'method_not_allowed', { Allow: 'POST' });
     }
     if (path === '/health') {
-      if (method === 'GET' || method === 'HEAD') return this.health(response, method === 'HEAD');
+      if (method === 'GET' || method === 'HEAD') return this.health(request, response, method === 'HEAD');
       return this.refuse(request, response, 405, 'method_not_allowed', { Allow: 'GET, HEAD' });
     }
     if (path === '/metrics') {
-      if (method === 'GET') return this.answer(response, 200, this.options.metrics.registry.render(), { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      return this.refuse(request, response, 405, 'method_not_allowed', { Allow: 'GET' });
+      if (method === 'GET' || method === 'HEAD') {
+        request.resume();
+        const body = this.options.metrics.registry.render();
+        return this.answer(response, 200, method === 'HEAD' ? '' : body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)) });
+      }
+      return this.refuse(request, response, 405, 'method_not_allowed', { Allow: 'GET, HEAD' });
     }
     this.refuse(request, response, 404, 'not_found');
   }
 
-  private health(response: ServerResponse, headOnly: boolean): void {
+  private health(request: IncomingMessage, response: ServerResponse, headOnly: boolean): void {
+    request.resume();
     const error = this.options.writer.lastError;
     const body = error === null ? HEALTHY_BODY : JSON.stringify({ status: 'degraded', component: 'control_plane', error: error.code });
     this.answer(response, error === null ? 200 : 503, headOnly ? '' : body, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
   }
 
-  private receiveWebhook(request: IncomingMessage, response: ServerResponse): void {
+  // --- POST /webhook --------------------------------------------------------
+
+  private receiveWebhook(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
     const startedAt = performance.now();
     const receivedAtMs = this.clock();
-    const { maxBody } = this.options;
+    const { maxBody, pipeline } = this.options;
+    const connection = this.connections.get(request.socket);
+
+    // In flight from here until answered and closed, or abandoned by the client.
     this.inFlight++;
-    response.once('close', () => this.requestDone());
+    let processing = false;
+    let responseClosed = false;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      this.requestDone();
+    };
+    response.once('close', () => {
+      responseClosed = true;
+      if (!processing) finish();
+    });
 
     if (this.stopping) {
-      return this.finishWebhook(response, startedAt, 503, { error: 'shutting_down' }, [], undefined, 'shutting_down');
+      return this.finishWebhook(response, startedAt, 503, 'shutting_down', [RECEIVED, rejectedLine(503, 'shutting_down')]);
     }
-    const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBody) return this.tooLarge(request, response, startedAt);
+    const declared = declaredLength(request);
+    if (declared !== undefined && declared > maxBody) return this.tooLarge(request, response, startedAt);
 
     const chunks: Buffer[] = [];
     let size = 0;
-    let refused = false;
+    let bodyComplete = false;
+    /** Answered or handed to the pipeline: nothing more to read for. */
+    let settled = false;
+    let token: 'unchecked' | 'checking' | 'valid' = pipeline.insecureSkipVerify ? 'valid' : 'unchecked';
+
+    const handOver = (): void => {
+      if (settled || !bodyComplete || token === 'checking') return;
+      settled = true;
+      processing = true;
+      if (connection) connection.busy++;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      chunks.length = 0;
+      const done = (): void => {
+        processing = false;
+        if (connection) connection.busy--;
+        if (responseClosed) finish();
+      };
+      processWebhook({ authorization: request.headers.authorization, body, receivedAtMs }, pipeline)
+        .then(
+          (outcome) => this.deliver(response, startedAt, outcome),
+          (error: unknown) => {
+            // A bug, not bad input: answer 500 so LiveKit retries, and say so.
+            this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
+            this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
+          },
+        )
+        .finally(done);
+    };
+
+    const startReading = (): void => {
+      if (expectsContinue) {
+        expectsContinue = false;
+        response.writeContinue();
+      }
+      request.resume();
+    };
+
+    const checkToken = (): void => {
+      token = 'checking';
+      request.pause();
+      this.tokenRefusal(request.headers.authorization).then((reason) => {
+        if (settled) return;
+        if (reason === undefined) {
+          token = 'valid';
+          startReading();
+          return handOver();
+        }
+        settled = true;
+        chunks.length = 0;
+        // The rest of the body is not read: close the connection after the answer.
+        response.shouldKeepAlive = false;
+        this.finishWebhook(response, startedAt, 401, reason, [RECEIVED, rejectedLine(401, reason)]);
+      });
+    };
+
     request.on('data', (chunk: Buffer) => {
-      if (refused) return;
+      if (settled) return;
       size += chunk.length;
       if (size > maxBody) {
-        refused = true;
+        settled = true;
         chunks.length = 0;
-        this.tooLarge(request, response, startedAt);
-        return;
+        return this.tooLarge(request, response, startedAt);
       }
       chunks.push(chunk);
+      if (token === 'unchecked' && size > UNVERIFIED_BODY_LIMIT) checkToken();
+    });
+    request.on('end', () => {
+      bodyComplete = true;
+      handOver();
     });
     request.on('error', () => {
       // The client went away mid-body: there is nobody to answer.
     });
-    request.on('end', () => {
-      if (refused) return;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      processWebhook({ authorization: request.headers.authorization, body, receivedAtMs }, this.options.pipeline).then(
-        (outcome) => this.deliver(response, startedAt, outcome),
-        (error: unknown) => {
-          // A bug, not bad input: answer 500 so LiveKit retries, and say so.
-          this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
-          this.finishWebhook(response, startedAt, 500, { error: 'internal_error' }, [RECEIVED, rejectedLine(500, 'internal_error')], undefined, 'internal_error');
-        },
-      );
-    });
+
+    // A body announced larger than what is read unverified: check the token before reading any of it.
+    if (token === 'unchecked' && declared !== undefined && declared > UNVERIFIED_BODY_LIMIT) checkToken();
+    else startReading();
+  }
+
+  /**
+   * Checks the token without the body: the reason it can never be accepted,
+   * or undefined when it verifies (only the body hash is left to check).
+   * The pipeline verifies everything again once the body is complete.
+   */
+  private async tokenRefusal(authorization: string | undefined): Promise<string | undefined> {
+    try {
+      const { pipeline } = this.options;
+      const verdict = await verifyWebhook(authorization, EMPTY_BODY, { keys: pipeline.keys(), nowMs: this.clock(), clockToleranceMs: pipeline.clockToleranceMs });
+      return verdict.ok || verdict.reason === 'body_hash_mismatch' ? undefined : verdict.reason;
+    } catch {
+      // Let the pipeline meet the same problem and answer 500.
+      return undefined;
+    }
   }
 
   private tooLarge(request: IncomingMessage, response: ServerResponse, startedAt: number): void {
@@ -163,44 +394,48 @@ export class WebhookServer {
     // connection is closed after the answer.
     request.pause();
     response.shouldKeepAlive = false;
-    this.finishWebhook(response, startedAt, 413, { error: 'body_too_large' }, [RECEIVED, rejectedLine(413, 'body_too_large', `larger than --max-body ${this.options.maxBody} bytes`)], undefined, 'body_too_large');
+    this.finishWebhook(response, startedAt, 413, 'body_too_large', [RECEIVED, rejectedLine(413, 'body_too_large', `larger than --max-body ${this.options.maxBody} bytes`)]);
   }
 
   /** Writes the outcome's lines, then answers: 200 only if the lines are in the output. */
   private deliver(response: ServerResponse, startedAt: number, outcome: WebhookOutcome): void {
     const metrics = this.options.metrics;
-    const event = outcome.livekitEvent ?? 'unverified';
+    const event = outcome.livekitEvent ?? 'none';
     if (outcome.status !== 200) {
-      return this.finishWebhook(response, startedAt, outcome.status, { error: outcome.reason }, outcome.events, event, outcome.reason!);
+      return this.finishWebhook(response, startedAt, outcome.status, outcome.reason ?? 'rejected', outcome.events, event);
     }
     const failure = this.options.writer.write(outcome.events);
     if (failure) {
       metrics.outputErrors.inc({ code: failure.code });
       metrics.webhooks.inc({ event, outcome: 'output_error' });
+      metrics.rejections.inc({ reason: 'output_unavailable' });
       this.options.reportProblem(`output write failed (${failure.code}): ${failure.message}; answering 503`);
       this.answerJson(response, 503, { error: 'output_unavailable' }, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
-      metrics.requestDuration.observe((performance.now() - startedAt) / 1000);
+      metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: 'output_error' });
       return;
     }
     outcome.commit();
     if (outcome.duplicate) metrics.duplicates.inc();
-    metrics.webhooks.inc({ event, outcome: outcome.duplicate ? 'duplicate' : 'accepted' });
-    if (outcome.createdAtMs && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
-    this.answerJson(response, 200, { status: outcome.duplicate ? 'duplicate' : 'accepted' });
-    metrics.requestDuration.observe((performance.now() - startedAt) / 1000);
+    const result = outcome.duplicate ? 'duplicate' : 'accepted';
+    metrics.webhooks.inc({ event, outcome: result });
+    if (outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
+    this.answerJson(response, 200, { status: result });
+    metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: result });
   }
 
   /** Answers a refused webhook request and logs it (rate-limited per reason). */
-  private finishWebhook(response: ServerResponse, startedAt: number, status: number, body: object, lines: readonly ObsEvent[], event: string | undefined, reason: string): void {
-    this.options.metrics.webhooks.inc({ event: event ?? 'unverified', outcome: 'rejected' });
+  private finishWebhook(response: ServerResponse, startedAt: number, status: number, reason: string, lines: readonly ObsEvent[], event = 'none'): void {
+    const metrics = this.options.metrics;
+    metrics.webhooks.inc({ event, outcome: 'rejected' });
     this.logRejection(reason, lines);
-    const headers: Record<string, string> = status === 503 || status === 500 ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {};
-    this.answerJson(response, status, body, headers);
-    this.options.metrics.requestDuration.observe((performance.now() - startedAt) / 1000);
+    const headers: Record<string, string> = status >= 500 ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {};
+    this.answerJson(response, status, { error: reason }, headers);
+    metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: 'rejected' });
   }
 
-  /** Refuses a request outside the webhook path (404/405): answered and logged, rate-limited. */
+  /** Refuses a request outside the webhook path (404/405/417): answered and logged, rate-limited. */
   private refuse(request: IncomingMessage, response: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
+    // Whatever body came with it is read and dropped, so the connection stays usable.
     request.resume();
     this.logRejection(reason, [rejectedLine(status, reason, `${request.method} ${String(request.url).slice(0, 100)}`)]);
     this.answerJson(response, status, { error: reason }, headers);
@@ -223,26 +458,48 @@ export class WebhookServer {
     }
   }
 
+  // --- what never reaches the router ------------------------------------
+
+  /**
+   * Malformed HTTP (llhttp's HPE_* errors) and the header/request timeouts:
+   * one JSON answer and one line. A client that vanished (ECONNRESET, EPIPE)
+   * gets neither: there is nobody to answer and nothing it did is news.
+   */
   private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-    const [status, reason] =
-      error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request_timeout']
-      : error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large']
-      : error.code === 'ECONNRESET' ? [0, 'connection_reset']
-      : [400, 'malformed_http_request'];
-    if (status !== 0) this.logRejection(reason, [rejectedLine(status, reason)]);
-    if (status !== 0 && socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-      const body = JSON.stringify({ error: reason });
-      socket.end(`HTTP/1.1 ${status} ${reason.replace(/_/g, ' ')}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    const code = error.code ?? '';
+    const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (this.refusedSockets.has(socket) || !(timedOut || code.startsWith('HPE_'))) {
+      socket.destroy();
+      return;
     }
-    socket.destroySoon();
+    const [status, reason] =
+      timedOut ? [408, 'request_timeout']
+      : code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large']
+      : [400, 'malformed_http_request'];
+    // A request whose answer is under way (a pipelined request behind it
+    // was malformed) is not answered twice: the connection is just closed.
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const answerable = socket.writable && (!pending || (timedOut && !pending.headersSent));
+    this.logRejection(reason, [rejectedLine(status, reason, timedOut ? undefined : code)]);
+    if (answerable) socket.end(rawAnswer(status, reason), () => socket.destroy());
+    else socket.destroy();
   }
+
+  private onConnect(request: IncomingMessage, socket: Socket): void {
+    this.logRejection('method_not_allowed', [rejectedLine(405, 'method_not_allowed', `CONNECT ${String(request.url).slice(0, 100)}`)]);
+    socket.on('error', () => {});
+    socket.end(rawAnswer(405, 'method_not_allowed', 'Allow: POST\r\n'), () => socket.destroy());
+  }
+
+  // --- answers ----------------------------------------------------------------
 
   private answerJson(response: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
     this.answer(response, status, JSON.stringify(body), { 'Content-Type': 'application/json', ...headers });
   }
 
   private answer(response: ServerResponse, status: number, body: string, headers: Record<string, string>): void {
-    if (response.headersSent || response.destroyed) return;
+    // A pipelined response has no socket yet (it is queued behind the one before): still answer it.
+    if (response.headersSent || response.destroyed || response.socket?.destroyed === true) return;
     if (this.stopping) response.shouldKeepAlive = false;
     response.writeHead(status, headers);
     response.end(body);
