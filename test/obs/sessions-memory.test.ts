@@ -1,0 +1,107 @@
+// What the caps cost: fill a SessionStore with its default limits to the
+// brim (every open session holding a SIP leg, every tombstone slot used)
+// and measure the heap. The numbers are printed as test diagnostics and
+// quoted in README; the assertions keep them from silently growing.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import type { CallRecord } from '../../src/obs/calls.ts';
+import { SESSION_DEFAULTS, type SessionRecord, type SessionSnapshot, SessionStore } from '../../src/obs/sessions.ts';
+import { saveState } from '../../src/state/state-file.ts';
+import { RoomScript, run, sipLeg, T0 } from './sessions.helpers.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+function heapMb(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / 1024 / 1024;
+}
+
+// Realistic sizes: LiveKit ids are a prefix and 12 characters; numbers E.164.
+const id = (prefix: string, index: number) => `${prefix}_${index.toString(36).padStart(12, '0')}`;
+
+function fullSnapshot(): SessionSnapshot {
+  const open: SessionRecord[] = [];
+  for (let index = 0; index < SESSION_DEFAULTS.maxOpenSessions; index++) {
+    const number = `+1415${String(index).padStart(7, '0')}`;
+    const call: CallRecord = {
+      participantSid: id('PA', index),
+      identity: `sip_${number}`,
+      direction: index % 2 ? 'inbound' : 'outbound',
+      from: number,
+      to: '+31201234589',
+      sipCallId: id('SCL', index),
+      trunkId: id('ST', index % 50),
+      phase: 'answered',
+      startedAtMs: T0 * 1000 + index,
+      answeredAtMs: T0 * 1000 + index + 5_000,
+      answerSignal: 'track_published',
+    };
+    open.push({ sid: id('RM', index), name: `call_${number}_${id('', index).slice(1, 5)}`, state: 'connected', calls: [call], touchedAtMs: 1_000 + index });
+  }
+  const ended: Array<[string, number]> = [];
+  for (let index = 0; index < SESSION_DEFAULTS.maxEndedSessions; index++) ended.push([id('RM', 10_000_000 + index), 1_000 + index]);
+  const providerKeys: Array<[string, number]> = [];
+  for (let index = 0; index < SESSION_DEFAULTS.maxProviderKeys; index++) providerKeys.push([`egress:${id('EG', index)}:failed`, 1_000 + index]);
+  return { version: 1, open, ended, providerKeys };
+}
+
+describe('memory cost of the caps', () => {
+  test('a store full to its default caps stays under 150 MB, and saving it is atomic and bounded', (t) => {
+    const baseline = heapMb();
+    // Loaded as a restart loads it: from the file's text, which is then dropped.
+    let text: string | undefined = JSON.stringify(fullSnapshot());
+    const store = new SessionStore();
+    store.restore(JSON.parse(text) as SessionSnapshot, 2_000);
+    text = undefined;
+    const cost = heapMb() - baseline;
+    assert.equal(store.openSessions, SESSION_DEFAULTS.maxOpenSessions);
+    assert.equal(store.openCalls, SESSION_DEFAULTS.maxCalls);
+    assert.equal(store.endedSessions, SESSION_DEFAULTS.maxEndedSessions);
+
+    // The tombstones alone, for the per-entry figure.
+    const tombstoneBaseline = heapMb();
+    const tombstones = new SessionStore();
+    tombstones.restore({ ...store.snapshot(), open: [], providerKeys: [] }, 2_000);
+    const tombstoneCost = heapMb() - tombstoneBaseline;
+    assert.equal(tombstones.endedSessions, SESSION_DEFAULTS.maxEndedSessions);
+
+    const directory = mkdtempSync(join(tmpdir(), 'cp-state-'));
+    try {
+      const path = join(directory, 'state.json');
+      const started = performance.now();
+      const problem = saveState(path, { sessions: store.snapshot(), recentIds: [] });
+      const saveMs = performance.now() - started;
+      assert.equal(problem, undefined);
+      const sizeMb = statSync(path).size / 1024 / 1024;
+      t.diagnostic(
+        `full store (${SESSION_DEFAULTS.maxOpenSessions} open sessions with one SIP leg each, ${SESSION_DEFAULTS.maxEndedSessions} tombstones, ` +
+          `${SESSION_DEFAULTS.maxProviderKeys} provider keys): ${cost.toFixed(1)} MB heap (tombstones alone ${tombstoneCost.toFixed(1)} MB); ` +
+          `state file ${sizeMb.toFixed(1)} MB written in ${saveMs.toFixed(0)} ms`,
+      );
+      assert.ok(cost > 10 && cost < 150, `the caps cost ${cost.toFixed(1)} MB`);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test('a flood of distinct rooms cannot pass the cap', (t) => {
+    const store = new SessionStore({ maxOpenSessions: 2_000, maxEndedSessions: 1_000 });
+    const before = heapMb();
+    for (let index = 0; index < 6_000; index++) {
+      const room = new RoomScript(`flood-${index}`);
+      run(store, index % 2 ? [room.started(0), room.joined(sipLeg('inbound', 1), 2, 'ringing')] : [room.started(0), room.finished(1)], 1_000 + index);
+    }
+    assert.ok(store.openSessions <= 2_000);
+    assert.ok(store.endedSessions <= 1_000);
+    assert.equal(store.evictedSessions, 1_000);
+    t.diagnostic(`6000 rooms through a store capped at 2000 open / 1000 ended: ${(heapMb() - before).toFixed(1)} MB`);
+  });
+});
