@@ -170,6 +170,8 @@ export class WebhookServer {
     }
     this.server.closeAllConnections();
     await closed;
+    // Windows still open would lose their suppressed counts with the process.
+    this.writeLines(this.limiter.closeWindows(Infinity));
   }
 
   /** Writes summary lines of rate-limit windows that have closed (called periodically). */

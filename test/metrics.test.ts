@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, MAX_SERIES, Registry, SampledMetric } from '../src/metrics.ts';
+import { parsePrometheusText, sampleValue } from './helpers/prometheus-text.ts';
+
+function daemonMetrics(overrides: Partial<ConstructorParameters<typeof DaemonMetrics>[0]> = {}): DaemonMetrics {
+  return new DaemonMetrics({ openSessions: () => 3, openCalls: () => 1, sinkRotations: () => 7, outputHealthy: () => true, ...overrides });
+}
+
+test('a counter renders HELP, TYPE and one line per label set, in the declared label order', () => {
+  const counter = new Counter('demo_requests_total', 'Requests.', ['event', 'outcome']);
+  counter.inc({ event: 'room_started', outcome: 'accepted' });
+  counter.inc({ outcome: 'accepted', event: 'room_started' }, 2);
+  counter.inc({ event: 'room_finished', outcome: 'rejected' });
+  assert.equal(
+    counter.render(),
+    '# HELP demo_requests_total Requests.\n# TYPE demo_requests_total counter\n' +
+      'demo_requests_total{event="room_started",outcome="accepted"} 3\n' +
+      'demo_requests_total{event="room_finished",outcome="rejected"} 1\n',
+  );
+  assert.equal(counter.get({ outcome: 'accepted', event: 'room_started' }), 3);
+});
+
+test('a counter refuses to go down, a missing label, and a name without _total', () => {
+  const counter = new Counter('demo_total', 'x', ['reason']);
+  assert.throws(() => counter.inc({ reason: 'a' }, -1), /only goes up/);
+  assert.throws(() => counter.inc({}), /label reason missing/);
+  assert.throws(() => new Counter('demo_count', 'x'), /_total/);
+  assert.throws(() => new Counter('demo-x_total', 'x'), /invalid metric name/);
+  assert.throws(() => new Counter('demo_total', 'x', ['__reserved']), /invalid label name/);
+  assert.throws(() => new Counter('demo_total', 'x', ['le']), /invalid label name/);
+});
+
+test('an unlabelled counter is exported at 0 before its first increment; init() does the same for a label set', () => {
+  assert.match(new Counter('demo_total', 'x').render(), /^demo_total 0$/m);
+  const labelled = new Counter('demo_labelled_total', 'x', ['reason']);
+  assert.doesNotMatch(labelled.render(), /^demo_labelled_total/m);
+  labelled.init({ reason: 'bad_signature' });
+  assert.match(labelled.render(), /^demo_labelled_total\{reason="bad_signature"\} 0$/m);
+});
+
+test('label values are escaped (backslash, quote, newline) and survive a strict parser', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 60 }), (value, help) => {
+      const counter = new Counter('demo_total', help, ['value']);
+      counter.inc({ value });
+      const families = parsePrometheusText(counter.render());
+      assert.equal(families.get('demo_total')!.help, help);
+      assert.equal(sampleValue(families, 'demo_total', { value }), 1);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('past MAX_SERIES label sets, new ones are folded into "other": hostile values cannot grow memory', () => {
+  const counter = new Counter('demo_total', 'x', ['event', 'outcome']);
+  for (let index = 0; index < MAX_SERIES + 50; index++) counter.inc({ event: `event_${index}`, outcome: 'accepted' });
+  const families = parsePrometheusText(counter.render());
+  assert.equal(families.get('demo_total')!.samples.length, MAX_SERIES + 1, 'MAX_SERIES label sets and one overflow series');
+  assert.equal(sampleValue(families, 'demo_total', { event: 'other', outcome: 'other' }), 50);
+  counter.inc({ event: 'event_3', outcome: 'accepted' });
+  assert.equal(counter.get({ event: 'event_3', outcome: 'accepted' }), 2, 'known label sets keep counting');
+});
+
+test('a histogram counts each observation in its bucket and renders cumulative buckets ending at +Inf', () => {
+  const histogram = new Histogram('demo_seconds', 'x', [0.1, 1, 10], ['outcome']);
+  for (const value of [0.05, 0.1, 0.5, 2, 20, 20]) histogram.observe(value, { outcome: 'accepted' });
+  histogram.observe(NaN, { outcome: 'accepted' });
+  const snapshot = histogram.get({ outcome: 'accepted' })!;
+  assert.deepEqual(snapshot.buckets, [[0.1, 2], [1, 3], [10, 4], [Infinity, 6]]);
+  assert.equal(snapshot.count, 6, 'NaN is ignored');
+  assert.equal(snapshot.sum, 42.65);
+  const families = parsePrometheusText(histogram.render());
+  assert.equal(families.get('demo_seconds')!.type, 'histogram');
+  assert.equal(sampleValue(families, 'demo_seconds_bucket', { outcome: 'accepted', le: '1' }), 3);
+  assert.equal(sampleValue(families, 'demo_seconds_bucket', { outcome: 'accepted', le: '+Inf' }), 6);
+  assert.equal(sampleValue(families, 'demo_seconds_count', { outcome: 'accepted' }), 6);
+  assert.throws(() => new Histogram('demo_seconds', 'x', [1, 1]), /increasing/);
+});
+
+test('histogram buckets stay consistent for any observations', () => {
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: -1, max: 1000, noNaN: true }), { maxLength: 50 }), (values) => {
+      const histogram = new Histogram('demo_seconds', 'x', [0.001, 0.01, 0.1, 1, 10, 100]);
+      for (const value of values) histogram.observe(value);
+      if (values.length === 0) return;
+      const snapshot = histogram.get()!;
+      for (const [bound, count] of snapshot.buckets) assert.equal(count, values.filter((value) => value <= bound).length);
+      parsePrometheusText(histogram.render());
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('values use the Prometheus spelling of infinities and NaN', () => {
+  assert.equal(formatValue(Infinity), '+Inf');
+  assert.equal(formatValue(-Infinity), '-Inf');
+  assert.equal(formatValue(NaN), 'NaN');
+  assert.equal(formatValue(1e-7), '1e-7');
+  const gauge = new Gauge('demo_value', 'x');
+  gauge.set(Infinity);
+  assert.equal(sampleValue(parsePrometheusText(gauge.render()), 'demo_value'), Infinity);
+});
+
+test('a registry refuses the same name twice', () => {
+  const registry = new Registry();
+  registry.register(new Gauge('demo_value', 'x'));
+  assert.throws(() => registry.register(new SampledMetric('demo_value', 'x', 'gauge', () => 1)), /twice/);
+});
+
+test('DaemonMetrics renders a valid exposition whose names follow the conventions', () => {
+  const metrics = daemonMetrics();
+  metrics.webhooks.inc({ event: 'room_started', outcome: 'accepted' });
+  metrics.rejections.inc({ reason: 'bad_signature' });
+  metrics.requestDuration.observe(0.002, { outcome: 'accepted' });
+  metrics.deliveryDelay.observe(3);
+  const families = parsePrometheusText(metrics.registry.render());
+  for (const family of families.values()) {
+    assert.ok(family.help && family.help.length > 5, `${family.name} has a HELP text`);
+    assert.match(family.name, /^(control_plane|process|nodejs)_[a-z_]+$/);
+    if (family.type === 'counter') assert.match(family.name, /_total$/, `${family.name}: counters end in _total`);
+    else assert.doesNotMatch(family.name, /_total$/, `${family.name}: only counters end in _total`);
+    if (/seconds|delay|duration|latency/.test(family.name)) assert.match(family.name, /_seconds(_total)?$/, `${family.name}: time in seconds`);
+    if (/memory|heap|bytes/.test(family.name)) assert.match(family.name, /_bytes$/, `${family.name}: sizes in bytes`);
+  }
+  assert.equal(sampleValue(families, 'control_plane_open_sessions'), 3);
+  assert.equal(sampleValue(families, 'control_plane_open_calls'), 1);
+  assert.equal(sampleValue(families, 'control_plane_log_rotations_total'), 7);
+  assert.equal(families.get('control_plane_log_rotations_total')!.type, 'counter');
+  assert.equal(sampleValue(families, 'control_plane_output_healthy'), 1);
+  assert.equal(sampleValue(families, 'control_plane_key_reloads_total', { result: 'failure' }), 0);
+  assert.equal(families.has('control_plane_sessions_evicted_total'), false, 'registered only when main gives the source');
+  const rss = sampleValue(families, 'process_resident_memory_bytes')!;
+  assert.ok(rss > 10 * 1024 * 1024 && rss < 4 * 1024 ** 3, `rss ${rss}`);
+  const started = sampleValue(families, 'process_start_time_seconds')!;
+  assert.ok(Math.abs(started - (Date.now() / 1000 - process.uptime())) < 2, 'start time is the process start');
+  assert.ok(sampleValue(families, 'process_cpu_seconds_total')! > 0);
+  if (process.platform === 'linux') assert.ok(sampleValue(families, 'process_open_fds')! > 2);
+});
+
+test('DaemonMetrics reads its sources at scrape time', () => {
+  let healthy = true;
+  let evicted = 0;
+  const metrics = daemonMetrics({ outputHealthy: () => healthy, evictedSessions: () => evicted });
+  healthy = false;
+  evicted = 4;
+  const families = parsePrometheusText(metrics.registry.render());
+  assert.equal(sampleValue(families, 'control_plane_output_healthy'), 0);
+  assert.equal(sampleValue(families, 'control_plane_sessions_evicted_total'), 4);
+});
+
+test('the test parser is strict: it rejects what Prometheus would reject', () => {
+  const bad: Array<[string, RegExp]> = [
+    ['a_total 1', /newline/],
+    ['a_total{x="1"} 1\na_total{x="1"} 2\n', /duplicate series/],
+    ['# TYPE a_total counter\na_total -1\n', /counter/],
+    ['a 1\n# TYPE a gauge\n', /after its samples/],
+    ['a 1\nb 1\na{x="y"} 2\n', /reopened|not contiguous/],
+    ['a{x="\\t"} 1\n', /bad escape/],
+    ['a{x="1",x="2"} 1\n', /duplicate label/],
+    ['a 1.2.3\n', /not a float/],
+    ['a Infinity\n', /not a float/],
+    ['\n', /empty line/],
+    ['# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n', /not cumulative/],
+    ['# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', /\+Inf/],
+    ['# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', /!= _count/],
+  ];
+  for (const [text, error] of bad) assert.throws(() => parsePrometheusText(text), error, JSON.stringify(text));
+  const good = parsePrometheusText('# HELP a_total Things \\\\ done.\\nSecond line.\n# TYPE a_total counter\na_total{x="q\\"\\n"} 2 1700000000000\n');
+  assert.equal(good.get('a_total')!.help, 'Things \\ done.\nSecond line.');
+  assert.equal(sampleValue(good, 'a_total', { x: 'q"\n' }), 2);
+});
