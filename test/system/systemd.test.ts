@@ -90,6 +90,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
   let port = 0;
   let baseUrl = '';
   let pool: Pool;
+  let suiteCursor = '';
   /** Webhooks sent in the first run, replayed later to prove the state file carried them. */
   const firstRun: Signed[] = [];
 
@@ -141,12 +142,40 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     return parseLines(text, `journal of invocation ${invocation}`);
   }
 
-  async function waitForJournal(invocation: string, predicate: (lines: ObsLine[]) => boolean, timeoutMs = 60_000): Promise<ObsLine[]> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Where the journal ends now. Every sandbox boot shares this machine's boot
+   * id, so `journalctl -b` would also show earlier runs: read after a cursor.
+   */
+  async function journalCursor(): Promise<string> {
+    const text = await insideOk(['journalctl', '--no-pager', '-n', '1', '--show-cursor', '-o', 'cat']);
+    const match = /^-- cursor: (.+)$/m.exec(text);
+    assert.ok(match, `no cursor in: ${text}`);
+    return match[1]!;
+  }
+
+  /** Everything in the journal (any unit, journald's own messages) after `cursor`. */
+  async function journalAfter(cursor: string): Promise<string> {
+    return insideOk(['journalctl', '--no-pager', '-o', 'cat', `--after-cursor=${cursor}`]);
+  }
+
+  async function suppressedMessages(cursor: string): Promise<string[]> {
+    return (await journalAfter(cursor)).split('\n').filter((line) => /Suppressed \d+ messages/.test(line));
+  }
+
+  /** Waits until the invocation's journal satisfies `predicate`; fails once it stops growing for `stallMs` without doing so. */
+  async function waitForJournal(invocation: string, predicate: (lines: ObsLine[]) => boolean, stallMs = 10_000): Promise<ObsLine[]> {
+    let count = -1;
+    let grewAt = Date.now();
     for (;;) {
       const lines = await journalLines(invocation);
       if (predicate(lines)) return lines;
-      if (Date.now() > deadline) assert.fail(`the journal did not get the expected lines within ${timeoutMs} ms (${lines.length} lines so far)`);
+      if (lines.length !== count) {
+        count = lines.length;
+        grewAt = Date.now();
+      } else if (Date.now() - grewAt > stallMs) {
+        const suppressed = await suppressedMessages(suiteCursor);
+        assert.fail(`the journal stopped at ${lines.length} lines without the expected ones${suppressed.length ? `; journald: ${suppressed.join('; ')}` : ''}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
@@ -165,9 +194,23 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     // Leftovers of an earlier run: the sandbox tree is kept between runs.
     await inside(['systemctl', 'disable', '--now', UNIT]);
     await inside(['systemctl', 'reset-failed', UNIT]);
-    for (const path of ['/etc/control-plane', '/var/lib/private/control-plane', '/var/lib/control-plane', LOG_DIR, '/var/log/control-plane', RELEASE_DIR]) {
+    for (const path of [
+      '/usr/local/bin/control-plane',
+      '/etc/systemd/system/control-plane.service',
+      '/etc/systemd/system/multi-user.target.wants/control-plane.service',
+      '/etc/systemd/system/control-plane.service.d',
+      '/etc/logrotate.d/control-plane',
+      '/etc/control-plane',
+      '/var/lib/private/control-plane',
+      '/var/lib/control-plane',
+      LOG_DIR,
+      '/var/log/control-plane',
+      RELEASE_DIR,
+    ]) {
       rmSync(hostPath(path), { recursive: true, force: true });
     }
+    await insideOk(['systemctl', 'daemon-reload']);
+    suiteCursor = await journalCursor();
     port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     pool = new Pool(baseUrl, { connections: BURST_IN_FLIGHT, pipelining: 1 });
@@ -239,7 +282,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     t.diagnostic(`systemctl start → healthy /health: ${Math.round(performance.now() - before)} ms (systemctl start itself: ${Math.round(startReturned - before)} ms)`);
 
     const invocation = await invocationId();
-    const [startedLine] = await waitForJournal(invocation, (lines) => lines.length > 0, 10_000);
+    const [startedLine] = await waitForJournal(invocation, (lines) => lines.length > 0);
     assert.equal(startedLine!.event_type, 'control_plane.started');
     assert.equal(startedLine!.seq, 1);
     assert.equal(startedLine!.listen, `127.0.0.1:${port}`);
@@ -318,7 +361,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     const forged = await post({ ...webhooks[1]!, authorization: signWebhook(webhooks[1]!.body, { keyId: TEST_KEY.keyId, secret: 'not-the-secret' }) });
     assert.equal(forged.status, 401);
 
-    const lines = await waitForJournal(invocation, (all) => all.filter((line) => line.event_type === 'webhook.rejected').length === 1, 15_000);
+    const lines = await waitForJournal(invocation, (all) => all.filter((line) => line.event_type === 'webhook.rejected').length === 1);
     const seen = new Set(lines.map((line) => line.event_type));
     const expected = EVENT_TYPES.filter((type) => !NOT_PROVOKED.has(type) && type !== 'control_plane.stopped');
     const missing = expected.filter((type) => !seen.has(type));
@@ -331,7 +374,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     assert.ok(viaJq.stdout.split('\n').filter(Boolean).length >= lines.length);
 
     // Nothing secret reached the journal: not the API secret, not the payloads' credentials.
-    const everything = await insideOk(['journalctl', '--no-pager', '-o', 'cat', '-b']);
+    const everything = await journalAfter(suiteCursor);
     for (const secret of [TEST_KEY.secret, 'turn-secret-never-logged', 'stream-key-never-logged']) {
       assert.ok(!everything.includes(secret), `${secret} appears in the journal`);
     }
@@ -343,6 +386,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     assert.equal(limits.LogRateLimitBurst, '1000000');
 
     const invocation = await invocationId();
+    const burstCursor = await journalCursor();
     const linesBefore = (await journalLines(invocation)).length;
     const burst: Signed[] = [];
     for (let index = 0; index < BURST_SIZE; index++) {
@@ -369,7 +413,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     const burstIds = new Set(burst.map((webhook) => webhook.id));
     const countLivekitLines = (lines: ObsLine[]): number =>
       lines.filter((line) => line.event_type.startsWith('livekit.') && burstIds.has(line.webhook_id as string)).length;
-    const lines = await waitForJournal(invocation, (all) => countLivekitLines(all) >= BURST_SIZE, 120_000);
+    const lines = await waitForJournal(invocation, (all) => countLivekitLines(all) >= BURST_SIZE);
     t.diagnostic(`journal: ${lines.length - linesBefore} lines for the burst`);
 
     assertContiguousSeq(lines, 'journal');
@@ -383,9 +427,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     assert.ok([...processed.values()].every((count) => count === 1), 'no line is duplicated');
     assert.equal(countLivekitLines(lines), BURST_SIZE);
 
-    const journald = await insideOk(['journalctl', '--no-pager', '-o', 'cat', '-b']);
-    const suppressed = journald.split('\n').filter((line) => /Suppressed \d+ messages/.test(line));
-    assert.deepEqual(suppressed, [], 'journald suppressed lines');
+    assert.deepEqual(await suppressedMessages(burstCursor), [], 'journald suppressed lines');
   });
 
   it('restarts cleanly: control_plane.stopped, exit 0, the state file carries the seen event ids', { timeout: 60_000 }, async () => {
@@ -405,7 +447,7 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
 
     // A webhook the first run wrote comes again: known from the state file.
     await postOk(firstRun[2]!);
-    const lines = await waitForJournal(second, (all) => all.some((line) => line.event_type === 'webhook.duplicate'), 10_000);
+    const lines = await waitForJournal(second, (all) => all.some((line) => line.event_type === 'webhook.duplicate'));
     assert.equal(lines.find((line) => line.event_type === 'webhook.duplicate')!.webhook_id, firstRun[2]!.id);
   });
 
