@@ -420,7 +420,8 @@ export class WebhookServer {
     if (outcome.duplicate) metrics.duplicates.inc();
     const result = outcome.duplicate ? 'duplicate' : 'accepted';
     metrics.webhooks.inc({ event, outcome: result });
-    if (outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
+    // First deliveries only: a redelivery would count the same event twice.
+    if (!outcome.duplicate && outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
     this.answerJson(response, 200, { status: result });
     metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: result });
   }
