@@ -177,6 +177,17 @@ describe('observe does not change state; commit does', () => {
     assert.deepEqual(run(store, [events[3]!]), [], 'and ends only once');
   });
 
+  test('commits in the other order: a stale plan does not bring an ended leg back', () => {
+    const store = new SessionStore();
+    run(store, events.slice(0, 2));
+    const answer = store.observe(decode(events[2]!), RECEIVER_NOW_MS);
+    const hangup = store.observe(decode(events[3]!), RECEIVER_NOW_MS);
+    hangup.commit();
+    answer.commit();
+    assert.equal(store.openCalls, 0, 'the call stays ended');
+    assert.deepEqual(run(store, [events[3]!]), [], 'and ends only once');
+  });
+
   test('counters follow the calls and sessions', () => {
     const store = new SessionStore();
     run(store, events.slice(0, 2));
