@@ -1,0 +1,246 @@
+// Micro-benchmarks (tinybench) of each step of one webhook's trip, with the
+// alternatives considered next to each other. Inputs rotate over a
+// pre-generated workload (the burst's mix), so no step is measured on one
+// cached input.
+
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebhookEvent } from '@livekit/protocol';
+import { jwtVerify } from 'jose';
+import { TokenVerifier } from 'livekit-server-sdk';
+import { Bench } from 'tinybench';
+import { livekitLine } from '../src/obs/livekit.ts';
+import { encodeLine, type ObsEvent } from '../src/obs/schema.ts';
+import { SessionStore } from '../src/obs/sessions.ts';
+import { LineWriter } from '../src/sinks/line-writer.ts';
+import { StdoutSink, writeAllSync } from '../src/sinks/stdout.ts';
+import { decodeWebhook } from '../src/webhook/decode.ts';
+import { RecentIds } from '../src/webhook/dedup.ts';
+import { mapVerifiedWebhook, type PipelineContext, processWebhook } from '../src/webhook/pipeline.ts';
+import { bodyHashMatches, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../src/webhook/verify.ts';
+import type { MicroResult } from './report.ts';
+import { BENCH_KEY, buildWorkload, type Webhook } from './workload.ts';
+
+export interface MicroOptions {
+  /** Time budget per candidate, ms. */
+  readonly timeMs: number;
+  readonly log?: (line: string) => void;
+}
+
+interface Candidate {
+  readonly group: string;
+  readonly name: string;
+  readonly run: () => unknown;
+}
+
+/** Cycles through `items` forever. */
+function rotate<T>(items: readonly T[]): () => T {
+  let index = 0;
+  return () => {
+    const item = items[index]!;
+    index = index + 1 === items.length ? 0 : index + 1;
+    return item;
+  };
+}
+
+export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
+  const workload = buildWorkload({ count: 4000, seed: 7 });
+  const webhooks: Webhook[] = workload.rooms.flat();
+  const keys = new KeyRing([BENCH_KEY]);
+  const verifyOptions = () => ({ keys, nowMs: Date.now(), clockToleranceMs: 60_000 });
+  const secret = new TextEncoder().encode(BENCH_KEY.secret);
+  const sdkVerifier = new TokenVerifier(BENCH_KEY.keyId, BENCH_KEY.secret);
+  const events = webhooks.map((webhook) => {
+    const decoded = decodeWebhook(webhook.body);
+    if (!decoded.ok) throw new Error(`workload webhook does not decode: ${decoded.reason}`);
+    return decoded.event;
+  });
+  const bodyTexts = webhooks.map((webhook) => webhook.body.toString('utf8'));
+
+  // One webhook's lines (received, processing, livekit.*, derived), in stream order.
+  const lineSets: ObsEvent[][] = [];
+  {
+    const context = { recentIds: new RecentIds(), sessions: new SessionStore() };
+    for (const event of events) {
+      const outcome = mapVerifiedWebhook(event, Date.now(), context);
+      lineSets.push([...outcome.events]);
+      outcome.commit();
+    }
+  }
+
+  const directory = mkdtempSync(join(tmpdir(), 'control-plane-micro-'));
+  const fileFd = openSync(join(directory, 'out.jsonl'), 'a');
+  const nullFd = openSync('/dev/null', 'w');
+  const sampleChunk = Buffer.from(lineSets.slice(0, 1).flat().map((line, index) => encodeLine(line, index + 1, Date.now())).join(''));
+
+  const nextWebhook = rotate(webhooks);
+  const nextIndex = rotate(webhooks.map((_, index) => index));
+  const nextLines = rotate(lineSets);
+
+  // The map step runs the real stream in order; a fresh state each lap.
+  let mapContext = { recentIds: new RecentIds(), sessions: new SessionStore() };
+  let mapIndex = 0;
+  const mapNext = () => {
+    if (mapIndex === events.length) {
+      mapIndex = 0;
+      mapContext = { recentIds: new RecentIds(), sessions: new SessionStore() };
+    }
+    const outcome = mapVerifiedWebhook(events[mapIndex++]!, Date.now(), mapContext);
+    outcome.commit();
+    return outcome;
+  };
+
+  // End to end without HTTP: verify, decode, dedup, map, encode, write to a file.
+  const endToEnd = (verifier: 'as shipped' | 'jose only') => {
+    const newContext = (): PipelineContext => ({ keys: () => keys, insecureSkipVerify: false, clockToleranceMs: 60_000, recentIds: new RecentIds(), sessions: new SessionStore() });
+    let context = newContext();
+    let index = 0;
+    const writer = new LineWriter(new StdoutSink(fileFd));
+    return async () => {
+      if (index === webhooks.length) {
+        index = 0;
+        context = newContext();
+      }
+      const webhook = webhooks[index++]!;
+      const receivedAtMs = Date.now();
+      let outcome;
+      if (verifier === 'as shipped') {
+        outcome = await processWebhook({ authorization: webhook.authorization, body: webhook.body, receivedAtMs }, context);
+      } else {
+        const verdict = await verifyWebhookWithJose(webhook.authorization, webhook.body, { keys, nowMs: receivedAtMs, clockToleranceMs: 60_000 });
+        const decoded = decodeWebhook(webhook.body);
+        if (!verdict.ok || !decoded.ok) throw new Error('end to end: refused');
+        outcome = mapVerifiedWebhook(decoded.event, receivedAtMs, context);
+      }
+      if (outcome.status !== 200) throw new Error(`end to end: ${outcome.status} ${outcome.reason}`);
+      if (writer.write(outcome.events)) throw new Error('end to end: write failed');
+      outcome.commit();
+    };
+  };
+
+  const candidates: Candidate[] = [
+    {
+      group: 'verify',
+      name: 'jose jwtVerify + body hash (verifier of record)',
+      run: async () => {
+        const webhook = nextWebhook();
+        const result = await verifyWebhookWithJose(webhook.authorization, webhook.body, verifyOptions());
+        if (!result.ok) throw new Error(result.reason);
+      },
+    },
+    {
+      group: 'verify',
+      name: 'node:crypto HMAC fast path + body hash (jose on any refusal)',
+      run: async () => {
+        const webhook = nextWebhook();
+        const result = await verifyWebhook(webhook.authorization, webhook.body, verifyOptions());
+        if (!result.ok) throw new Error(result.reason);
+      },
+    },
+    {
+      group: 'verify',
+      name: 'livekit-server-sdk TokenVerifier (jose) + body hash',
+      run: async () => {
+        const webhook = nextWebhook();
+        const claims = await sdkVerifier.verify(webhook.authorization, 60);
+        if (!bodyHashMatches(String(claims.sha256), webhook.body)) throw new Error('hash');
+      },
+    },
+    {
+      group: 'verify',
+      name: 'jose jwtVerify alone (no claim mapping, no body hash)',
+      run: async () => {
+        await jwtVerify(nextWebhook().authorization, secret, { algorithms: ['HS256'] });
+      },
+    },
+    {
+      group: 'verify',
+      name: 'body SHA-256 + constant-time compare alone',
+      run: () => {
+        const webhook = nextWebhook();
+        return bodyHashMatches('AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', webhook.body);
+      },
+    },
+    {
+      group: 'decode',
+      name: 'decodeWebhook: JSON.parse + WebhookEvent.fromJson (@livekit/protocol)',
+      run: () => decodeWebhook(nextWebhook().body),
+    },
+    {
+      group: 'decode',
+      name: 'WebhookEvent.fromJsonString',
+      run: () => WebhookEvent.fromJsonString(bodyTexts[nextIndex()]!, { ignoreUnknownFields: true }),
+    },
+    {
+      group: 'decode',
+      name: 'JSON.parse alone (the floor)',
+      run: () => JSON.parse(bodyTexts[nextIndex()]!),
+    },
+    {
+      group: 'map',
+      name: 'dedup + livekit.* + SessionStore (call/session lines), in stream order',
+      run: mapNext,
+    },
+    {
+      group: 'map',
+      name: 'livekitLine alone',
+      run: () => livekitLine(events[nextIndex()]!),
+    },
+    {
+      group: 'encode',
+      name: 'encodeLine × the lines of one webhook (hand-built JSON)',
+      run: () => {
+        const lines = nextLines();
+        let chunk = '';
+        let seq = 1;
+        const ts = Date.now();
+        for (const line of lines) chunk += encodeLine(line, seq++, ts);
+        return chunk;
+      },
+    },
+    {
+      group: 'encode',
+      name: 'JSON.stringify × the same lines (generic, for comparison)',
+      run: () => {
+        const lines = nextLines();
+        let chunk = '';
+        let seq = 1;
+        const ts = new Date().toISOString();
+        for (const line of lines) chunk += `${JSON.stringify({ ts, seq: seq++, component: 'control_plane', ...line })}\n`;
+        return chunk;
+      },
+    },
+    {
+      group: 'write',
+      name: `writeSync of one webhook's lines (${sampleChunk.length} B) to a file, O_APPEND`,
+      run: () => writeAllSync(fileFd, sampleChunk, 2000),
+    },
+    {
+      group: 'write',
+      name: 'the same to /dev/null (syscall floor)',
+      run: () => writeAllSync(nullFd, sampleChunk, 2000),
+    },
+    { group: 'end to end (no HTTP)', name: 'processWebhook + LineWriter to a file (as shipped)', run: endToEnd('as shipped') },
+    { group: 'end to end (no HTTP)', name: 'the same with jose as the only verifier', run: endToEnd('jose only') },
+  ];
+
+  const results: MicroResult[] = [];
+  try {
+    for (const candidate of candidates) {
+      const bench = new Bench({ time: options.timeMs, warmupTime: Math.min(200, options.timeMs / 2), throws: true });
+      bench.add(candidate.name, candidate.run);
+      await bench.run();
+      const result = bench.tasks[0]!.result;
+      if (result.state !== 'completed') throw new Error(`${candidate.name}: ${result.state}`);
+      const opsPerSecond = 1000 / result.period;
+      results.push({ group: candidate.group, name: candidate.name, opsPerSecond, rme: result.latency.rme });
+      options.log?.(`  ${candidate.group.padEnd(20)} ${candidate.name.padEnd(72)} ${Math.round(opsPerSecond).toLocaleString('en-US').padStart(11)} ops/s`);
+    }
+  } finally {
+    closeSync(fileFd);
+    closeSync(nullFd);
+    rmSync(directory, { recursive: true, force: true });
+  }
+  return results;
+}

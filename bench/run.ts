@@ -1,0 +1,203 @@
+// `npm run bench`: micro-benchmarks, start-up time, and the burst against
+// the bare node:http server and livekit-server-sdk's receiver, in one run.
+// Prints the tables and writes bench/results/<date>.md plus an SVG chart of
+// the latency distribution. Not part of `npm test`.
+//
+// Settings (flag, or environment variable; flags win):
+//   --n N            BENCH_N              webhooks per burst (20000)
+//   --c C            BENCH_C              requests in flight (64)
+//   --repeats R      BENCH_REPEATS        bursts per server, order alternating (3)
+//   --warmup W       BENCH_WARMUP         warm-up webhooks before each burst (2000)
+//   --micro-time MS  BENCH_MICRO_TIME     time per micro-benchmark candidate (500)
+//   --starts S       BENCH_STARTS         exec → healthy measurements (7)
+//   --only a,b       BENCH_ONLY           servers whose name contains one of these
+//   --no-micro       BENCH_NO_MICRO=1     skip the micro-benchmarks
+//   --profile        BENCH_PROFILE=1      also run one burst of the sources under
+//                                         node --cpu-prof and summarise where time goes
+//   --out DIR        BENCH_OUT            where results go (bench/results)
+
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BurstResult, percentile, runBurst, type Target } from './burst.ts';
+import { runMicro } from './micro.ts';
+import { profileBurst, type ProfileSummary, profileTable } from './profile.ts';
+import {
+  burstTable,
+  latencyChart,
+  type MicroResult,
+  microTable,
+  type StartupResult,
+  startupTable,
+  summarise,
+  verdicts,
+  verdictTable,
+} from './report.ts';
+import { measureStartup } from './startup.ts';
+import { benchTargets, NAMES, REPO_ROOT } from './targets.ts';
+import { buildWorkload } from './workload.ts';
+
+interface Settings {
+  n: number;
+  c: number;
+  repeats: number;
+  warmup: number;
+  microTimeMs: number;
+  starts: number;
+  only: string[];
+  micro: boolean;
+  profile: boolean;
+  out: string;
+}
+
+const USAGE = `usage: npm run bench -- [--n N] [--c C] [--repeats R] [--warmup W] [--micro-time MS] [--starts S] [--only a,b] [--no-micro] [--profile] [--out DIR]`;
+
+function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
+  const integer = (name: string, value: string | undefined, fallback: number, minimum: number): number => {
+    if (value === undefined || value === '') return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < minimum) throw new Error(`${name}: expected an integer ≥ ${minimum}, got "${value}"`);
+    return Number(value);
+  };
+  const flags = new Map<string, string>();
+  const switches = new Set<string>();
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    if (arg === '--no-micro' || arg === '--profile') switches.add(arg);
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (/^--(n|c|repeats|warmup|micro-time|starts|only|out)$/.test(arg) && argv[index + 1] !== undefined) flags.set(arg.slice(2), argv[++index]!);
+    else throw new Error(`unknown argument "${arg}"\n${USAGE}`);
+  }
+  const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable];
+  return {
+    n: integer('--n / BENCH_N', pick('n', 'BENCH_N'), 20_000, 1),
+    c: integer('--c / BENCH_C', pick('c', 'BENCH_C'), 64, 1),
+    repeats: integer('--repeats / BENCH_REPEATS', pick('repeats', 'BENCH_REPEATS'), 3, 1),
+    warmup: integer('--warmup / BENCH_WARMUP', pick('warmup', 'BENCH_WARMUP'), 2000, 0),
+    microTimeMs: integer('--micro-time / BENCH_MICRO_TIME', pick('micro-time', 'BENCH_MICRO_TIME'), 500, 10),
+    starts: integer('--starts / BENCH_STARTS', pick('starts', 'BENCH_STARTS'), 7, 0),
+    only: (pick('only', 'BENCH_ONLY') ?? '').split(',').map((part) => part.trim().toLowerCase()).filter(Boolean),
+    micro: !switches.has('--no-micro') && env.BENCH_NO_MICRO !== '1',
+    profile: switches.has('--profile') || env.BENCH_PROFILE === '1',
+    out: pick('out', 'BENCH_OUT') ?? join(REPO_ROOT, 'bench', 'results'),
+  };
+}
+
+function machine(): string {
+  const cores = cpus();
+  const model = cores[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
+  return `${cores.length} × ${model}, ${(totalmem() / 1024 ** 3).toFixed(0)} GB RAM, ${process.platform} ${process.arch}, bench driven by Node.js ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  const settings = settingsFrom(process.argv.slice(2), process.env);
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const startedAt = new Date();
+  const set = benchTargets();
+  const selected = (target: Target) => settings.only.length === 0 || settings.only.some((part) => target.name.toLowerCase().includes(part));
+  // A selected server's comparison rows are always run along with it.
+  const wanted = new Set(set.targets.filter(selected).map((target) => target.name));
+  for (const name of [...wanted]) {
+    const bare = set.bareFor.get(name);
+    if (bare) wanted.add(bare);
+    if (set.bareFor.has(name)) wanted.add(set.sdk);
+  }
+  const targets = set.targets.filter((target) => wanted.has(target.name));
+
+  log(`control-plane bench — ${startedAt.toISOString()}`);
+  log(`machine: ${machine()}`);
+  log(`burst: ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats, ${settings.warmup} warm-up webhooks per server`);
+  for (const note of set.notes) log(`note: ${note}`);
+
+  let micro: MicroResult[] = [];
+  if (settings.micro) {
+    log('\nmicro-benchmarks (tinybench):');
+    micro = await runMicro({ timeMs: settings.microTimeMs, log });
+  }
+
+  const startup: StartupResult[] = [];
+  if (settings.starts > 0) {
+    log('\nexec → healthy:');
+    for (const name of [NAMES.executable, NAMES.source]) {
+      const target = targets.find((candidate) => candidate.name === name);
+      if (!target) continue;
+      const samples = await measureStartup(target, settings.starts);
+      startup.push({ target: name, samples });
+      log(`  ${name}: ${samples.map((sample) => sample.toFixed(0)).join(', ')} ms`);
+    }
+  }
+
+  log('\nburst:');
+  const results: BurstResult[] = [];
+  for (let repeat = 0; repeat < settings.repeats; repeat++) {
+    // Fresh ids and tokens for every repeat: a token lives 5 min, like LiveKit's.
+    const order = repeat % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) {
+      const workload = buildWorkload({ count: settings.n, seed: 1000 + repeat });
+      const warmup = settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 9000 + repeat }) : null;
+      const result = await runBurst(target, { concurrency: settings.c, warmup, workload, repeat });
+      results.push(result);
+      const failures = Object.entries(result.failures).map(([status, count]) => `${count}×${status === '0' ? 'connection error' : status}`).join(', ');
+      log(
+        `  #${repeat + 1} ${target.name.padEnd(30)} ${Math.round(result.requestsPerSecond).toLocaleString('en-US').padStart(7)} req/s` +
+          `  p99 ${percentile(result.latencies, 0.99).toFixed(2)} ms  RSS ${(result.peakRssBytes / 1024 / 1024).toFixed(0)} MB` +
+          (result.output ? `  missing ${result.output.missing}` : '') +
+          (failures ? `  not 200: ${failures}` : ''),
+      );
+    }
+  }
+
+  let profile: ProfileSummary | null = null;
+  if (settings.profile) {
+    const source = targets.find((target) => target.name === NAMES.source);
+    if (source) {
+      log('\nprofiling one burst of the sources (node --cpu-prof)...');
+      profile = await profileBurst(source, { concurrency: settings.c, count: settings.n, warmup: settings.warmup, directory: settings.out });
+      log(`  profile: ${profile.path}`);
+    }
+  }
+
+  const summaries = summarise(targets, results, set.bareFor, set.sdk);
+  const controlPlaneRows = [NAMES.source, NAMES.executable];
+  const verdictList = verdicts(summaries, startup, controlPlaneRows, NAMES.executable);
+  const workloadMix = buildWorkload({ count: settings.n, seed: 1000 });
+
+  const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-');
+  mkdirSync(settings.out, { recursive: true });
+  const chartName = `${stamp}-latency.svg`;
+  writeFileSync(join(settings.out, chartName), latencyChart(summaries, `Latency under a burst: ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats`));
+
+  const sections: string[] = [];
+  sections.push(`# control-plane bench, ${startedAt.toISOString()}`);
+  sections.push(`Machine: ${machine()}.`);
+  sections.push(
+    `Burst: ${settings.n.toLocaleString('en-US')} unique signed webhooks per server and repeat (mean body ${workloadMix.meanBodyBytes.toFixed(0)} B), ` +
+      `${settings.c} in flight through an undici Pool (${settings.c} rooms at once, each room's events one at a time, as LiveKit sends them), ` +
+      `${settings.warmup} warm-up webhooks first, ${settings.repeats} repeats with the server order alternating, the load generator on the same machine. ` +
+      `Each server writes to stdout redirected to a file. Medians over the repeats; ratios are taken within each repeat.`,
+  );
+  sections.push(`Mix: ${[...workloadMix.mix].sort((a, b) => b[1] - a[1]).map(([name, count]) => `${name} ${((count * 100) / workloadMix.count).toFixed(1)}%`).join(', ')}.`);
+  if (set.notes.length) sections.push(set.notes.map((note) => `Note: ${note}`).join('\n\n'));
+  sections.push(`## Burst\n\n${burstTable(summaries)}\n\n![latency by percentile](${chartName})`);
+  sections.push(`## Against the targets (issue 6)\n\n${verdictTable(verdictList)}`);
+  if (startup.length) sections.push(`## exec → healthy (spawn until GET /health answers 200)\n\n${startupTable(startup)}`);
+  if (micro.length) sections.push(`## Micro-benchmarks (tinybench, ${settings.microTimeMs} ms per candidate)\n\n${microTable(micro)}`);
+  if (profile) sections.push(`## Where the time goes (node --cpu-prof, one burst of the sources)\n\n${profileTable(profile)}`);
+  sections.push(`Servers:\n\n${targets.map((target) => `- **${target.name}**: ${target.description}`).join('\n')}`);
+  const markdown = `${sections.join('\n\n')}\n`;
+  const reportPath = join(settings.out, `${stamp}.md`);
+  writeFileSync(reportPath, markdown);
+
+  log(`\n${burstTable(summaries)}\n`);
+  log(verdictTable(verdictList));
+  if (startup.length) log(`\n${startupTable(startup)}`);
+  if (micro.length) log(`\n${microTable(micro)}`);
+  if (profile) log(`\n${profileTable(profile)}`);
+  log(`\nwrote ${reportPath} and ${join(settings.out, chartName)}`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

