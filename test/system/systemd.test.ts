@@ -94,8 +94,8 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
   /** Webhooks sent in the first run, replayed later to prove the state file carried them. */
   const firstRun: Signed[] = [];
 
-  async function post(webhook: Signed, client: Pool = pool): Promise<{ status: number; body: string }> {
-    const response = await client.request({
+  async function post(webhook: Signed): Promise<{ status: number; body: string }> {
+    const response = await pool.request({
       path: '/webhook',
       method: 'POST',
       headers: { 'content-type': 'application/webhook+json', authorization: webhook.authorization, 'user-agent': 'LiveKit' },
@@ -112,15 +112,13 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
   async function waitHealthy(timeoutMs = 15_000): Promise<number> {
     const started = performance.now();
     for (;;) {
-      try {
-        const response = await request(`${baseUrl}/health`);
-        const text = await response.body.text();
-        if (response.statusCode === 200) {
-          assert.deepEqual(JSON.parse(text), { status: 'ok', component: 'control_plane' });
-          return performance.now() - started;
-        }
-      } catch {
-        // not listening yet
+      const answer = await request(`${baseUrl}/health`).then(
+        async (response) => ({ status: response.statusCode, text: await response.body.text() }),
+        () => null, // not listening yet
+      );
+      if (answer?.status === 200) {
+        assert.deepEqual(JSON.parse(answer.text), { status: 'ok', component: 'control_plane' });
+        return performance.now() - started;
       }
       if (performance.now() - started > timeoutMs) {
         const status = await inside(['systemctl', 'status', '--no-pager', UNIT]);
