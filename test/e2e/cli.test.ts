@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { KeyRing, verifyWebhook } from '../../src/webhook/verify.ts';
@@ -118,7 +119,13 @@ describe('command line', () => {
   });
 
   test('send to nothing listening reports the connection error, exit 1', async () => {
-    const { code, stderr } = await runProgram(['send', '--url', 'http://127.0.0.1:1/webhook', 'room_started']);
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const { code, stderr } = await runProgram(['send', '--url', `http://127.0.0.1:${closedPort}/webhook`, 'room_started']);
     assert.equal(code, 1);
     assert.match(stderr, /ECONNREFUSED/);
   });

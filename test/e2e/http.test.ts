@@ -2,6 +2,7 @@
 // executable when CONTROL_PLANE_BIN is set).
 
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
@@ -169,7 +170,7 @@ describe('the daemon over HTTP', () => {
     async function* chunks() {
       for (let index = 0; index < 10; index++) yield Buffer.alloc(1024, 120);
     }
-    const response = await request(`${daemon.url}/webhook`, { method: 'POST', body: chunks(), headers: { authorization: 'x' } }).catch((error: Error) => error);
+    const response = await request(`${daemon.url}/webhook`, { method: 'POST', body: Readable.from(chunks()), headers: { authorization: 'x' } }).catch((error: Error) => error);
     // The server answers as soon as the limit is crossed and closes the connection; the client
     // may see the answer or, if it was still sending, a reset.
     if (!(response instanceof Error)) {
@@ -236,7 +237,7 @@ describe('start-up and shutdown', () => {
       await gate;
       yield Buffer.from(body.slice(10));
     }
-    const pending = client.request({ path: '/webhook', method: 'POST', body: slowBody(), headers: { authorization: authorize(body), 'content-length': String(body.length) } });
+    const pending = client.request({ path: '/webhook', method: 'POST', body: Readable.from(slowBody()), headers: { authorization: authorize(body), 'content-length': String(body.length) } });
     await new Promise((resolve) => setTimeout(resolve, 200));
     daemon.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 200));
