@@ -43,6 +43,9 @@ export const RETRY_AFTER_SECONDS = 2;
  */
 export const UNVERIFIED_BODY_LIMIT = 16 * 1024;
 
+/** How many of the oldest idle connections eviction looks at for one that has sent something. */
+const EVICTION_SCAN = 64;
+
 /** Every reason the server itself answers with (besides verify and decode reasons). */
 export const SERVER_REASONS = [
   'body_too_large',
@@ -199,17 +202,32 @@ export class WebhookServer {
     });
   }
 
-  /** Closes the longest-waiting connection that has no request in processing; false when every one is busy. */
+  /**
+   * Closes the longest-waiting connection that has no request in
+   * processing; false when every one is busy. Among the oldest
+   * EVICTION_SCAN, one that has sent bytes without completing a request (a
+   * trickler, or an idle keep-alive socket) goes before one that has not
+   * been read from yet: under a connection flood, a new connection whose
+   * request is still unread in the kernel is most likely a real client.
+   */
   private evictOne(): boolean {
+    let fallback: Socket | undefined;
+    let scanned = 0;
     for (const [socket, state] of this.connections) {
       if (state.busy > 0) continue;
-      this.connections.delete(socket);
-      this.options.metrics.openConnections.set(this.connections.size);
-      this.options.metrics.connectionsEvicted.inc();
-      socket.destroy();
-      return true;
+      if (socket.bytesRead > 0) {
+        fallback = socket;
+        break;
+      }
+      fallback ??= socket;
+      if (++scanned >= EVICTION_SCAN) break;
     }
-    return false;
+    if (fallback === undefined) return false;
+    this.connections.delete(fallback);
+    this.options.metrics.openConnections.set(this.connections.size);
+    this.options.metrics.connectionsEvicted.inc();
+    fallback.destroy();
+    return true;
   }
 
   private refuseConnection(socket: Socket): void {
