@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileSink, type FileSinkOptions } from '../../src/sinks/file.ts';
 import { SinkWriteError } from '../../src/sinks/sink.ts';
-import { errnoError, line, lineNumbers, manualClock, readMaybeGzip, replaceFs, sortedNames, temporaryDirectory } from './helpers.ts';
+import { errnoError, line, lineNumbers, manualClock, readMaybeGzip, replaceFs, replaceWriteSync, sortedNames, temporaryDirectory } from './helpers.ts';
 
 function openSink(t: Parameters<typeof temporaryDirectory>[0], options: Partial<FileSinkOptions> & { path: string }): FileSink {
   const backgroundErrors: Error[] = [];
@@ -259,9 +259,9 @@ test('a short write followed by ENOSPC is truncated back: no partial line, then 
   const sink = openSink(t, { path });
   sink.write(line(1));
   let attempt = 0;
-  const diskFull = replaceFs('writeSync', (original, fd, buffer, offset, length) => {
+  const diskFull = replaceWriteSync((original, fd, buffer, offset, length) => {
     attempt++;
-    if (attempt === 1) return original(fd, buffer as Buffer, offset as number, Math.floor((length as number) / 2));
+    if (attempt === 1) return original(fd, buffer, offset, Math.floor(length / 2));
     throw errnoError('ENOSPC', 'no space left on device');
   });
   t.after(diskFull.restore);
@@ -280,9 +280,9 @@ test('when even the truncation fails, the next chunk starts on a new line instea
   const sink = openSink(t, { path });
   sink.write(line(1));
   let attempt = 0;
-  const partial = replaceFs('writeSync', (original, fd, buffer, offset, length) => {
+  const partial = replaceWriteSync((original, fd, buffer, offset, length) => {
     attempt++;
-    if (attempt === 1) return original(fd, buffer as Buffer, offset as number, 10);
+    if (attempt === 1) return original(fd, buffer, offset, 10);
     throw errnoError('EIO');
   });
   const noTruncate = replaceFs('ftruncateSync', () => {
@@ -354,7 +354,7 @@ test('EIO on write closes the descriptor and the next write reopens the path', (
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
   sink.write(line(1));
-  const failing = replaceFs('writeSync', () => {
+  const failing = replaceWriteSync(() => {
     throw errnoError('EIO');
   });
   t.after(failing.restore);

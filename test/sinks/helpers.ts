@@ -49,7 +49,7 @@ export function lineNumbers(text: string): number[] {
     .map((entry) => (JSON.parse(entry) as { n: number }).n);
 }
 
-type FsFunctionName = 'writeSync' | 'ftruncateSync' | 'fdatasyncSync' | 'openSync' | 'statSync';
+type FsFunctionName = 'ftruncateSync' | 'fdatasyncSync' | 'openSync' | 'statSync';
 
 /**
  * Replaces one node:fs function (also for modules that imported it by name)
@@ -65,13 +65,33 @@ export function replaceFs<Name extends FsFunctionName>(
   const wrapper = ((...args: Parameters<(typeof fs)[Name]>) => {
     calls++;
     return replacement(original, ...args);
-  }) as (typeof fs)[Name];
+  }) as unknown as (typeof fs)[Name];
   (fs as unknown as Record<string, unknown>)[name] = wrapper;
   syncBuiltinESMExports();
   return {
     calls: () => calls,
     restore: () => {
       (fs as unknown as Record<string, unknown>)[name] = original;
+      syncBuiltinESMExports();
+    },
+  };
+}
+
+type BufferWrite = (fd: number, buffer: Buffer, offset: number, length: number) => number;
+
+/** replaceFs for writeSync, in the (fd, buffer, offset, length) form the sink uses. */
+export function replaceWriteSync(replacement: (original: BufferWrite, fd: number, buffer: Buffer, offset: number, length: number) => number): { calls: () => number; restore: () => void } {
+  const original = fs.writeSync as unknown as BufferWrite;
+  let calls = 0;
+  (fs as unknown as Record<string, unknown>).writeSync = (fd: number, buffer: Buffer, offset: number, length: number) => {
+    calls++;
+    return replacement(original, fd, buffer, offset, length);
+  };
+  syncBuiltinESMExports();
+  return {
+    calls: () => calls,
+    restore: () => {
+      (fs as unknown as Record<string, unknown>).writeSync = original;
       syncBuiltinESMExports();
     },
   };
