@@ -27,8 +27,11 @@
 // errors keep the descriptor (writing works again as soon as space is
 // freed); other errors close it and the next write reopens the path, with a
 // backoff (50 ms doubling to 2 s) while reopening keeps failing.
+//
+// At start, an unterminated last line (a write cut short when the process
+// was killed in the middle of it, never acknowledged) is cut off.
 
-import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { RotatedFiles } from './rotated-files.ts';
 import { type Sink, type SinkStats, SinkWriteError, errnoCode } from './sink.ts';
@@ -61,6 +64,9 @@ const DIRECTORY_MODE = 0o750;
 const FIRST_RETRY_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 2000;
 /** Errors after which the descriptor is still good: writing works again once space is freed. */
+/** How far back from the end an unterminated last line is looked for at start (one webhook's chunk is far smaller). */
+const TAIL_WINDOW_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
 const SPACE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 function sameFile(a: Stats, b: Stats): boolean {
@@ -90,6 +96,8 @@ export class FileSink implements Sink {
   private retryAt = 0;
   private retryDelayMs = 0;
   private lastOpenError: SinkWriteError | null = null;
+  /** Bytes of an unterminated last line removed at start (a write cut short by a crash or kill -9). */
+  readonly droppedPartialBytes: number;
   /** A failed write whose truncation also failed: the bytes past `size` in that file are a partial chunk. */
   private unrepaired: { ino: number; dev: number; size: number } | null = null;
 
@@ -110,7 +118,9 @@ export class FileSink implements Sink {
     });
     try {
       this.openPath();
+      this.droppedPartialBytes = this.dropUnterminatedTail();
     } catch (error) {
+      this.closeFd();
       throw new Error(
         `--log-file ${options.path}: cannot open for appending (${errnoCode(error)}: ${(error as Error).message}); ` +
           'the directory must exist or be creatable, and be writable by this user',
@@ -250,6 +260,33 @@ export class FileSink implements Sink {
     this.retryAt = 0;
     this.retryDelayMs = 0;
     this.lastOpenError = null;
+  }
+
+  /**
+   * A process killed in the middle of a write(2) that spans pages can leave
+   * the first part of it (Linux checks for a fatal signal between pages).
+   * That chunk was never acknowledged: remove it, back to the last newline,
+   * so the file holds whole lines only. Returns the bytes removed.
+   */
+  private dropUnterminatedTail(): number {
+    const size = this.fdStat!.size;
+    if (size === 0 || !this.fdStat!.isFile()) return 0;
+    const window = Math.min(size, TAIL_WINDOW_BYTES);
+    const tail = Buffer.alloc(window);
+    const readFd = openSync(this.path, constants.O_RDONLY);
+    try {
+      readSync(readFd, tail, 0, window, size - window);
+    } finally {
+      closeSync(readFd);
+    }
+    if (tail[window - 1] === NEWLINE) return 0;
+    const lastNewline = tail.lastIndexOf(NEWLINE);
+    // No line end anywhere near the end: not a cut-short chunk of ours; leave it alone.
+    if (lastNewline === -1 && window < size) return 0;
+    const keep = size - window + lastNewline + 1;
+    ftruncateSync(this.fd!, keep);
+    this.fdStat = fstatSync(this.fd!);
+    return size - keep;
   }
 
   private noteOpenFailure(error: unknown): SinkWriteError {

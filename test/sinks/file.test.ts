@@ -37,6 +37,29 @@ test('keeps what the file held before start and appends after it', (t) => {
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 2]);
 });
 
+test('at start, cuts off an unterminated last line left by a write that a kill -9 cut short', (t) => {
+  const directory = temporaryDirectory(t);
+  const path = join(directory, 'app.log');
+  const cut = line(2).slice(0, 17);
+  writeFileSync(path, line(1) + cut);
+  const sink = openSink(t, { path });
+  assert.equal(sink.droppedPartialBytes, cut.length);
+  sink.write(line(3));
+  assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 3]);
+});
+
+test('at start, a file that is only an unterminated fragment is emptied; whole lines are never touched', (t) => {
+  const directory = temporaryDirectory(t);
+  writeFileSync(join(directory, 'fragment.log'), line(1).slice(0, 9));
+  const fragment = openSink(t, { path: join(directory, 'fragment.log') });
+  assert.equal(fragment.droppedPartialBytes, 9);
+  assert.equal(readFileSync(join(directory, 'fragment.log'), 'utf8'), '');
+  writeFileSync(join(directory, 'whole.log'), line(1) + line(2));
+  const whole = openSink(t, { path: join(directory, 'whole.log') });
+  assert.equal(whole.droppedPartialBytes, 0);
+  assert.deepEqual(lineNumbers(readFileSync(join(directory, 'whole.log'), 'utf8')), [1, 2]);
+});
+
 test('refuses to start with an error naming --log-file when the file cannot be opened', (t) => {
   const directory = temporaryDirectory(t);
   writeFileSync(join(directory, 'not-a-directory'), '');
