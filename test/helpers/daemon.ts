@@ -124,6 +124,8 @@ export function runProgram(args: readonly string[], env: Record<string, string> 
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  // The program may exit before reading stdin (e.g. --version): ignore EPIPE.
+  child.stdin.on('error', () => {});
   child.stdin.end(input ?? '');
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
