@@ -116,6 +116,8 @@ export class WebhookServer {
   private readonly connections = new Map<Socket, ConnectionState>();
   /** Sockets answered 503 at the connection cap: whatever they send is ignored until they close. */
   private readonly refusedSockets = new WeakSet<Socket>();
+  /** Sockets whose HTTP stream broke (malformed, timed out): answered once, then closed. */
+  private readonly brokenSockets = new WeakSet<Socket>();
   private inFlight = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
@@ -487,6 +489,10 @@ export class WebhookServer {
    * gets neither: there is nobody to answer and nothing it did is news.
    */
   private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    // llhttp stays in its error state and reports it again for every later
+    // chunk on this socket: answer and log the first report only.
+    if (this.brokenSockets.has(socket)) return;
+    this.brokenSockets.add(socket);
     const code = error.code ?? '';
     const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
     if (this.refusedSockets.has(socket) || !(timedOut || code.startsWith('HPE_'))) {
@@ -497,13 +503,30 @@ export class WebhookServer {
       timedOut ? [408, 'request_timeout']
       : code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large']
       : [400, 'malformed_http_request'];
-    // A request whose answer is under way (a pipelined request behind it
-    // was malformed) is not answered twice: the connection is just closed.
+    const answerAndClose = (): void => {
+      if (socket.writable) socket.end(rawAnswer(status, reason), () => socket.destroy());
+      else socket.destroy();
+    };
+    const log = (): void => this.logRejection(reason, [rejectedLine(status, reason, timedOut ? undefined : code)]);
+    // Our side is already closing (after an answer that ends the connection): nobody is left to answer.
+    if (!socket.writable) return;
     const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    const answerable = socket.writable && (!pending || (timedOut && !pending.headersSent));
-    this.logRejection(reason, [rejectedLine(status, reason, timedOut ? undefined : code)]);
-    if (answerable) socket.end(rawAnswer(status, reason), () => socket.destroy());
-    else socket.destroy();
+    // No request in progress, or the one in progress is the broken one (its
+    // body did not parse, or it timed out): its handler will never answer.
+    if (!pending || (!pending.headersSent && !pending.req.complete)) {
+      log();
+      return answerAndClose();
+    }
+    // An earlier request is still being answered and a pipelined one behind
+    // it is broken. If that answer closes the connection (HTTP/1.0,
+    // `Connection: close`), the bytes behind it are not a request: nothing
+    // to answer or log. Otherwise answer in order, then close.
+    if (!pending.shouldKeepAlive) return;
+    log();
+    pending.once('finish', answerAndClose);
+    pending.once('close', () => {
+      if (!pending.writableFinished) socket.destroy();
+    });
   }
 
   private onConnect(request: IncomingMessage, socket: Socket): void {
@@ -522,7 +545,8 @@ export class WebhookServer {
     // A pipelined response has no socket yet (it is queued behind the one before): still answer it.
     if (response.headersSent || response.destroyed || response.socket?.destroyed === true) return;
     if (this.stopping) response.shouldKeepAlive = false;
-    response.writeHead(status, headers);
+    // writeHead() fixes the header before end() sees the body: without a length Node would frame it chunked.
+    response.writeHead(status, { 'Content-Length': String(Buffer.byteLength(body)), ...headers });
     response.end(body);
   }
 

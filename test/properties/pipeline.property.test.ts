@@ -35,6 +35,8 @@ import { DECODE_REASONS } from '../../src/webhook/decode.ts';
 import { KeyRing, VERIFY_REASONS } from '../../src/webhook/verify.ts';
 import { OTHER_KEY, TEST_KEY } from '../helpers/daemon.ts';
 
+type ValueOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
 const SCALE = Number(process.env.PROPERTY_RUNS_SCALE ?? '1');
 const runs = (count: number): number => Math.max(1, Math.round(count * SCALE));
 
@@ -140,6 +142,15 @@ describe('processWebhook on hostile input', () => {
   });
 });
 
+test('event names that are Object.prototype keys are unknown events, not prototype members (found by the property above)', async () => {
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    const body = Buffer.from(JSON.stringify({ event: name, id: `EV_${name}`, room: { sid: 'RM_proto', name: 'proto' } }));
+    const outcome = await run(body, sign(body));
+    assert.equal(outcome.status, 200);
+    assert.equal(outcome.events[2]!.event_type, 'livekit.event.unknown', `${name} → ${String(outcome.events[2]!.event_type)}`);
+  }
+});
+
 describe('a signed real webhook, tampered with', () => {
   const realWebhook = fc.record({ event: fc.constantFrom(...SAMPLE_EVENTS), spaced: fc.boolean(), seed: fc.integer() }).map(({ event, spaced }) => {
     const body = Buffer.from(encodeBody(sampleWebhook(event, 'tamper-room', NOW_MS), spaced));
@@ -154,7 +165,7 @@ describe('a signed real webhook, tampered with', () => {
     fc.record({ kind: fc.constant('append' as const), bytes: fc.constantFrom(' ', '\n', '\r\n', '\t', '{}', ',').map((text) => Buffer.from(text)) }),
   );
 
-  function mutate(original: Buffer, mutation: fc.Infer<typeof byteMutation>): Buffer {
+  function mutate(original: Buffer, mutation: ValueOf<typeof byteMutation>): Buffer {
     const at = 'at' in mutation ? mutation.at % (original.length + 1) : original.length;
     switch (mutation.kind) {
       case 'replace': {
@@ -193,7 +204,7 @@ describe('a signed real webhook, tampered with', () => {
     fc.record({ kind: fc.constant('swap' as const) }),
   );
 
-  function mutateToken(token: string, mutation: fc.Infer<typeof tokenMutation>): string {
+  function mutateToken(token: string, mutation: ValueOf<typeof tokenMutation>): string {
     const at = 'at' in mutation ? mutation.at % (token.length + 1) : 0;
     switch (mutation.kind) {
       case 'replace':
