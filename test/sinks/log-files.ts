@@ -19,22 +19,33 @@ export interface LogFile {
  * Every file of the log named `base` in `directory` (the live file, the
  * sink's rotated files, logrotate's), decompressed. A `.gz` that does not
  * decompress fails. Compressions still in progress (`.gz.partial`) are
- * skipped: their source is still there.
+ * skipped: their source is still there. A `.gz` next to its source (a crash
+ * after the rename, before the unlink) must hold the same bytes, and counts
+ * once.
  */
 export function readLogFiles(directory: string, base: string): LogFile[] {
-  return readdirSync(directory)
-    .filter((name) => name.startsWith(base) && !name.endsWith('.partial'))
-    .sort()
-    .map((name) => {
-      const raw = readFileSync(join(directory, name));
-      let text: string;
-      try {
-        text = name.endsWith('.gz') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
-      } catch (error) {
-        throw new Error(`${name} is not a valid gzip file: ${(error as Error).message}`);
-      }
-      return { name, text };
-    });
+  const names = readdirSync(directory).filter((name) => name.startsWith(base) && !name.endsWith('.partial'));
+  const present = new Set(names);
+  const read = (name: string): string => {
+    const raw = readFileSync(join(directory, name));
+    if (!name.endsWith('.gz')) return raw.toString('utf8');
+    try {
+      return gunzipSync(raw).toString('utf8');
+    } catch (error) {
+      throw new Error(`${name} is not a valid gzip file: ${(error as Error).message}`);
+    }
+  };
+  const files: LogFile[] = [];
+  for (const name of names.sort()) {
+    const text = read(name);
+    const source = name.slice(0, -'.gz'.length);
+    if (name.endsWith('.gz') && present.has(source)) {
+      assert.equal(text, read(source), `${name} holds the same lines as ${source}, which is still there`);
+      continue;
+    }
+    files.push({ name, text });
+  }
+  return files;
 }
 
 /** Every line of every file, parsed; fails on a file that ends inside a line, or a line that is not JSON. */
