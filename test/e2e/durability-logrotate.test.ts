@@ -52,10 +52,22 @@ test(
     let loading = true;
     const load = sendWebhooks(daemon.url, { workers: 4, keepGoing: () => loading });
     let logrotateRuns = 0;
+    let logrotateRaces = 0;
     const rotations = (async () => {
       while (loading) {
-        const { stderr } = await run(LOGROTATE!, ['-f', '-s', statePath, configPath]);
-        assert.equal(stderr, '', 'logrotate reports no problem');
+        let stderr: string;
+        try {
+          stderr = (await run(LOGROTATE!, ['-f', '-s', statePath, configPath])).stderr;
+        } catch (error) {
+          stderr = String((error as { stderr?: string }).stderr ?? error);
+        }
+        // The one expected complaint: the size rotation renamed the file
+        // between logrotate's glob and its rename. logrotate then leaves it
+        // alone until its next run; nothing is lost. Anything else fails.
+        const problems = stderr.split('\n').filter((line) => line !== '');
+        const races = problems.filter((line) => line.includes(`${logFile}:`) && line.endsWith('No such file or directory'));
+        assert.deepEqual(problems.filter((line) => !races.includes(line)), [], 'logrotate reports no other problem');
+        if (races.length > 0) logrotateRaces++;
         logrotateRuns++;
         await sleep(100);
       }
@@ -83,6 +95,6 @@ test(
 
     const lines = assertCompleteOutput(parseLogFiles(files), result.accepted);
     assert.equal(lines.at(-1)!.event_type, 'control_plane.stopped');
-    t.diagnostic(`${result.accepted.length} webhooks, ${lines.length} lines in ${files.length} files; ${logrotateRuns} logrotate runs, ${sizeRotated.length} size rotations`);
+    t.diagnostic(`${result.accepted.length} webhooks, ${lines.length} lines in ${files.length} files; ${logrotateRuns} logrotate runs (${logrotateRaces} lost the race to a size rotation), ${sizeRotated.length} size rotations`);
   },
 );

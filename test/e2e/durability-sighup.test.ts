@@ -23,7 +23,7 @@ test('SIGHUP storm with external renames and size rotation under load: every acc
   // With a keys file, every SIGHUP also reloads the keys and writes a line.
   const keysFile = join(root, 'keys');
   writeFileSync(keysFile, `${TEST_KEY.keyId}: ${TEST_KEY.secret}\n`, { mode: 0o600 });
-  const daemon = await startDaemon({ args: ['--log-file', logFile, '--log-max-size', '96K', '--log-keep', '10000', '--keys-file', keysFile], logFile });
+  const daemon = await startDaemon({ args: ['--log-file', logFile, '--log-max-size', '16K', '--log-keep', '10000', '--keys-file', keysFile], logFile });
   t.after(() => daemon.stop('SIGKILL'));
   const pid = daemon.child.pid!;
 
@@ -37,7 +37,7 @@ test('SIGHUP storm with external renames and size rotation under load: every acc
   let moves = 0;
   const mover = (async () => {
     while (loading) {
-      await sleep(60);
+      await sleep(100);
       try {
         renameSync(logFile, `${logFile}.moved-${String(moves).padStart(4, '0')}`);
         moves++;
