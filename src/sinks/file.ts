@@ -51,17 +51,19 @@ export interface FileSinkOptions {
   /** The clock that names rotated files (tests). */
   now?: () => Date;
   /**
-   * Problems of the background work (compression, deleting old files). The
-   * sink keeps writing; an uncompressed file is retried at the next rotation.
+   * Problems that fail no write, for the operator: background compression or
+   * deletion of old files failed (retried at the next rotation), or a size
+   * rotation was impossible (the file grows past the limit meanwhile).
    * Default: a process warning on stderr.
    */
-  onBackgroundError?: (error: Error) => void;
+  reportProblem?: (message: string) => void;
 }
 
 const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
 const FILE_MODE = 0o640;
 const DIRECTORY_MODE = 0o750;
 const FIRST_RETRY_DELAY_MS = 50;
+const ROTATION_RETRY_MS = 10_000;
 const MAX_RETRY_DELAY_MS = 2000;
 /** Errors after which the descriptor is still good: writing works again once space is freed. */
 /** How far back from the end an unterminated last line is looked for at start (one webhook's chunk is far smaller). */
@@ -89,6 +91,9 @@ export class FileSink implements Sink {
   private readonly maxSize: number;
   private readonly fsync: boolean;
   private readonly now: () => Date;
+  private readonly reportProblem: (message: string) => void;
+  /** After a rotation failed (not ENOENT): no new attempt before this time (ms, on `now`). */
+  private rotationRetryAt = 0;
   private fd: number | null = null;
   private fdStat: Stats | null = null;
   private closed = false;
@@ -110,11 +115,12 @@ export class FileSink implements Sink {
     this.maxSize = options.maxSize;
     this.fsync = options.fsync === 'always';
     this.now = options.now ?? (() => new Date());
+    this.reportProblem = options.reportProblem ?? ((message) => process.emitWarning(message, 'ControlPlaneLogFileWarning'));
     this.rotated = new RotatedFiles({
       path: this.path,
       keep: options.keep,
       compress: options.compress,
-      onError: options.onBackgroundError ?? ((error) => process.emitWarning(error.message, 'ControlPlaneLogFileWarning')),
+      onError: (error) => this.reportProblem(error.message),
     });
     try {
       this.openPath();
@@ -175,7 +181,7 @@ export class FileSink implements Sink {
   private append(bytes: Buffer): void {
     let fd = this.currentFd();
     let before = this.fdStat!.size;
-    if (before > 0 && before + bytes.length > this.maxSize) {
+    if (before > 0 && before + bytes.length > this.maxSize && this.now().getTime() >= this.rotationRetryAt) {
       this.rotate();
       fd = this.currentFd();
       before = this.fdStat!.size;
@@ -299,7 +305,10 @@ export class FileSink implements Sink {
   /**
    * Renames the full file to its rotated name and opens a fresh one. When
    * the path no longer names our file (logrotate got there first), there is
-   * nothing of ours to rename: currentFd() follows the path instead.
+   * nothing of ours to rename: currentFd() follows the path instead. When
+   * the rename itself is refused (permission, read-only directory), the
+   * file grows past the limit rather than refusing webhooks, the problem is
+   * reported, and the rotation is tried again after ROTATION_RETRY_MS.
    */
   private rotate(): void {
     if (!this.pathIsOurs()) return;
@@ -309,8 +318,11 @@ export class FileSink implements Sink {
     } catch (error) {
       // Moved away between the check and the rename: the file is rotated already.
       if (errnoCode(error) === 'ENOENT') return;
-      throw error;
+      this.rotationRetryAt = this.now().getTime() + ROTATION_RETRY_MS;
+      this.reportProblem(`cannot rotate ${this.description} to ${target} (${errnoCode(error)}: ${(error as Error).message}); writing on past --log-max-size, next attempt in ${ROTATION_RETRY_MS / 1000} s`);
+      return;
     }
+    this.rotationRetryAt = 0;
     this.stats.rotations++;
     this.closeFd();
     this.rotated.request();

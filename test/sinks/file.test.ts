@@ -7,12 +7,12 @@ import { SinkWriteError } from '../../src/sinks/sink.ts';
 import { errnoError, line, lineNumbers, manualClock, readMaybeGzip, replaceFs, replaceWriteSync, sortedNames, temporaryDirectory } from './helpers.ts';
 
 function openSink(t: Parameters<typeof temporaryDirectory>[0], options: Partial<FileSinkOptions> & { path: string }): FileSink {
-  const backgroundErrors: Error[] = [];
-  const sink = new FileSink({ maxSize: 1024 * 1024, keep: 14, compress: false, fsync: 'never', onBackgroundError: (error) => backgroundErrors.push(error), ...options });
+  const problems: string[] = [];
+  const sink = new FileSink({ maxSize: 1024 * 1024, keep: 14, compress: false, fsync: 'never', reportProblem: (message) => problems.push(message), ...options });
   t.after(async () => {
     sink.close();
     await sink.idle();
-    assert.deepEqual(backgroundErrors.map((error) => error.message), [], 'no background errors');
+    assert.deepEqual(problems, [], 'no problem reported');
   });
   return sink;
 }
@@ -118,6 +118,34 @@ test('a chunk larger than the maximum size goes whole into a fresh file instead 
   sink.write(line(2));
   assert.equal(sink.stats.rotations, 1);
   assert.equal(readFileSync(path, 'utf8'), line(2));
+});
+
+test('a rotation the directory refuses (EACCES) reports it, keeps writing past the limit, and retries later', (t) => {
+  const directory = temporaryDirectory(t);
+  const path = join(directory, 'app.log');
+  const clock = manualClock('2025-01-02T03:04:05.000Z');
+  const problems: string[] = [];
+  const sink = new FileSink({ path, maxSize: 80, keep: 5, compress: false, fsync: 'never', now: clock.now, reportProblem: (message) => problems.push(message) });
+  t.after(() => sink.close());
+  sink.write(line(1));
+  sink.write(line(2));
+  const refused = replaceFs('renameSync', () => {
+    throw errnoError('EACCES', 'permission denied');
+  });
+  t.after(refused.restore);
+  sink.write(line(3)); // would rotate: refused, written anyway
+  sink.write(line(4)); // no new attempt yet
+  assert.equal(refused.calls(), 1, 'one attempt, then a pause');
+  assert.equal(sink.stats.writeErrors, 0);
+  assert.equal(sink.stats.rotations, 0);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!, /cannot rotate .*app\.log .*EACCES.*past --log-max-size/);
+  refused.restore();
+  clock.advance(10_000);
+  sink.write(line(5));
+  assert.equal(sink.stats.rotations, 1);
+  assert.deepEqual(lineNumbers(readFileSync(`${path}.20250102T030415Z`, 'utf8')), [1, 2, 3, 4]);
+  assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [5]);
 });
 
 test('keeps the newest --log-keep rotated files and deletes only names of its own pattern', async (t) => {
@@ -230,12 +258,12 @@ test('a failed compression keeps the uncompressed file and reports it', async (t
   writeFileSync(`${path}.20250101T000000Z`, line(1));
   mkdirSync(`${path}.20250101T000000Z.gz.partial`);
   writeFileSync(join(`${path}.20250101T000000Z.gz.partial`, 'blocker'), '');
-  const errors: Error[] = [];
-  const sink = new FileSink({ path, maxSize: 1000, keep: 5, compress: true, fsync: 'never', onBackgroundError: (error) => errors.push(error) });
+  const problems: string[] = [];
+  const sink = new FileSink({ path, maxSize: 1000, keep: 5, compress: true, fsync: 'never', reportProblem: (message) => problems.push(message) });
   t.after(() => sink.close());
   await sink.idle();
-  assert.ok(errors.length >= 1, 'the failure is reported');
-  assert.match(errors.map((error) => error.message).join('\n'), /app\.log\.20250101T000000Z/);
+  assert.ok(problems.length >= 1, 'the failure is reported');
+  assert.match(problems.join('\n'), /compressing rotated log .*app\.log\.20250101T000000Z/);
   assert.equal(readFileSync(`${path}.20250101T000000Z`, 'utf8'), line(1));
   assert.equal(existsSync(`${path}.20250101T000000Z.gz`), false);
 });
