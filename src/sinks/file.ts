@@ -4,7 +4,7 @@
 // the request is answered: a 200 means the lines are in the file (and on
 // disk with `--fsync always`, which adds an fdatasync).
 //
-// Before every write the sink checks (fstat + stat, ~3 µs) that the path
+// Before every write the sink checks (stat + fstat, ~5 µs) that the path
 // still names the file it has open. When it does not — logrotate renamed it,
 // someone deleted it, or the whole directory went — it follows the path
 // (recreating the directory and the file), without waiting for SIGHUP. So a
@@ -26,7 +26,9 @@
 // retried by LiveKit) stays behind. Then SinkWriteError is thrown. Space
 // errors keep the descriptor (writing works again as soon as space is
 // freed); other errors close it and the next write reopens the path, with a
-// backoff (50 ms doubling to 2 s) while reopening keeps failing.
+// backoff (50 ms doubling to 2 s) while reopening keeps failing. A size
+// rotation the directory refuses (EACCES, EROFS) fails no write: the file
+// grows past the limit, the problem is reported, and it is retried in 10 s.
 //
 // At start, an unterminated last line (a write cut short when the process
 // was killed in the middle of it, never acknowledged) is cut off.
@@ -63,12 +65,13 @@ const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
 const FILE_MODE = 0o640;
 const DIRECTORY_MODE = 0o750;
 const FIRST_RETRY_DELAY_MS = 50;
-const ROTATION_RETRY_MS = 10_000;
 const MAX_RETRY_DELAY_MS = 2000;
-/** Errors after which the descriptor is still good: writing works again once space is freed. */
+/** After a refused rotation, write on past the limit for this long before trying again. */
+const ROTATION_RETRY_MS = 10_000;
 /** How far back from the end an unterminated last line is looked for at start (one webhook's chunk is far smaller). */
 const TAIL_WINDOW_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
+/** Errors after which the descriptor is still good: writing works again once space is freed. */
 const SPACE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 function sameFile(a: Stats, b: Stats): boolean {
@@ -186,7 +189,7 @@ export class FileSink implements Sink {
       fd = this.currentFd();
       before = this.fdStat!.size;
     }
-    if (this.unrepaired) bytes = this.repairTail(fd, before, bytes);
+    if (this.unrepaired) ({ bytes, before } = this.repairTail(fd, before, bytes));
     let written = 0;
     try {
       while (written < bytes.length) {
@@ -354,16 +357,16 @@ export class FileSink implements Sink {
    * unparseable line of its own instead of swallowing the first line of
    * this chunk.
    */
-  private repairTail(fd: number, size: number, bytes: Buffer): Buffer {
+  private repairTail(fd: number, size: number, bytes: Buffer): { bytes: Buffer; before: number } {
     const damage = this.unrepaired!;
     this.unrepaired = null;
     const stats = this.fdStat;
-    if (!stats || stats.ino !== damage.ino || stats.dev !== damage.dev || size <= damage.size) return bytes;
+    if (!stats || stats.ino !== damage.ino || stats.dev !== damage.dev || size <= damage.size) return { bytes, before: size };
     try {
       ftruncateSync(fd, damage.size);
-      return bytes;
+      return { bytes, before: damage.size };
     } catch {
-      return Buffer.concat([Buffer.from('\n'), bytes]);
+      return { bytes: Buffer.concat([Buffer.from('\n'), bytes]), before: size };
     }
   }
 

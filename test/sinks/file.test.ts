@@ -355,6 +355,33 @@ test('when even the truncation fails, the next chunk starts on a new line instea
   assert.ok(text.endsWith('\n'), 'the file ends with a whole line');
 });
 
+test('a fragment whose truncation failed is removed by the next attempt, even when that write fails too', (t) => {
+  const directory = temporaryDirectory(t);
+  const path = join(directory, 'app.log');
+  const sink = openSink(t, { path });
+  sink.write(line(1));
+  let attempt = 0;
+  const partial = replaceWriteSync((original, fd, buffer, offset) => {
+    if (++attempt === 1) return original(fd, buffer, offset, 10);
+    throw errnoError('EIO');
+  });
+  const noTruncate = replaceFs('ftruncateSync', () => {
+    throw errnoError('EIO');
+  });
+  t.after(() => {
+    partial.restore();
+    noTruncate.restore();
+  });
+  assert.throws(() => sink.write(line(2)), SinkWriteError);
+  noTruncate.restore();
+  assert.equal(readFileSync(path, 'utf8'), line(1) + line(2).slice(0, 10), 'the fragment is still there');
+  assert.throws(() => sink.write(line(3)), SinkWriteError); // the fragment goes, then this write fails too
+  partial.restore();
+  assert.equal(readFileSync(path, 'utf8'), line(1), 'back to whole lines, nothing appended by the undo');
+  sink.write(line(4));
+  assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 4]);
+});
+
 test('a removed directory is recreated on the next write, which succeeds', (t) => {
   const directory = temporaryDirectory(t);
   const logDirectory = join(directory, 'logs');
