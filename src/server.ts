@@ -184,11 +184,6 @@ export class WebhookServer {
     this.writeLines(this.limiter.closeWindows(this.clock()));
   }
 
-  /** Open connections now (for tests and /metrics). */
-  get openConnections(): number {
-    return this.connections.size;
-  }
-
   // --- connections -----------------------------------------------------
 
   private admitConnection(socket: Socket): void {
