@@ -4,16 +4,15 @@
 // Nothing answered 200 is missing, nothing is split, seq has no gap.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { type Daemon, startDaemon } from '../helpers/daemon.ts';
 import { assertCompleteOutput, parseLogFiles, readLogFiles, sendWebhooks, sleep } from '../sinks/log-files.ts';
+import { mountTmpfs, tmpfsUnavailable } from '../sinks/tmpfs.ts';
 
-const isRoot = process.getuid?.() === 0;
+const skip = tmpfsUnavailable();
 
 async function health(daemon: Daemon): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await request(`${daemon.url}/health`);
@@ -28,15 +27,8 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
   }
 }
 
-test('disk full under load: 503 + Retry-After, /health degraded, then 200 again once space is freed; nothing acknowledged is missing', { skip: isRoot ? false : 'needs root to mount a small tmpfs (CI runs as root)', timeout: 60_000 }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'durability-disk-full-'));
-  const directory = join(root, 'logs');
-  mkdirSync(directory);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', directory]);
-  t.after(() => {
-    execFileSync('umount', ['-l', directory]);
-    rmSync(root, { recursive: true, force: true });
-  });
+test('disk full under load: 503 + Retry-After, /health degraded, then 200 again once space is freed; nothing acknowledged is missing', { skip, timeout: 60_000 }, async (t) => {
+  const directory = mountTmpfs(t, 1024 * 1024, 'durability-disk-full-');
   const logFile = join(directory, 'control-plane.log');
   const daemon = await startDaemon({ args: ['--log-file', logFile], logFile });
   t.after(() => daemon.stop('SIGKILL'));

@@ -3,29 +3,18 @@
 // followed by ENOSPC, which the sink must undo.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileSink } from '../../src/sinks/file.ts';
 import { SinkWriteError } from '../../src/sinks/sink.ts';
 import { line, lineNumbers } from './helpers.ts';
+import { mountTmpfs, tmpfsUnavailable } from './tmpfs.ts';
 
-const isRoot = process.getuid?.() === 0;
+const skip = tmpfsUnavailable();
 
-function mountTmpfs(t: { after: (fn: () => void) => void }, sizeBytes: number): string {
-  const directory = mkdtempSync(join(tmpdir(), 'file-sink-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0755`, 'tmpfs', directory]);
-  t.after(() => {
-    execFileSync('umount', ['-l', directory]);
-    rmdirSync(directory);
-  });
-  return directory;
-}
-
-test('disk full on a real filesystem: no partial line, ENOSPC thrown, writing resumes once space is freed', { skip: isRoot ? false : 'needs root to mount a small tmpfs (CI runs as root)' }, (t) => {
-  const directory = mountTmpfs(t, 256 * 1024);
+test('disk full on a real filesystem: no partial line, ENOSPC thrown, writing resumes once space is freed', { skip }, (t) => {
+  const directory = mountTmpfs(t, 256 * 1024, 'file-sink-tmpfs-');
   const path = join(directory, 'app.log');
   const filler = join(directory, 'filler');
   const { bavail, bsize } = statfsSync(directory);
@@ -61,8 +50,8 @@ test('disk full on a real filesystem: no partial line, ENOSPC thrown, writing re
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [...written, 6000, 6001, 6002]);
 });
 
-test('disk full during a size rotation: the rotated file stays whole and the sink recovers', { skip: isRoot ? false : 'needs root to mount a small tmpfs (CI runs as root)' }, (t) => {
-  const directory = mountTmpfs(t, 128 * 1024);
+test('disk full during a size rotation: the rotated file stays whole and the sink recovers', { skip }, (t) => {
+  const directory = mountTmpfs(t, 128 * 1024, 'file-sink-tmpfs-');
   const path = join(directory, 'app.log');
   const filler = join(directory, 'filler');
   const sink = new FileSink({ path, maxSize: 4096, keep: 100, compress: false, fsync: 'never' });
