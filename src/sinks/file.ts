@@ -131,7 +131,7 @@ export class FileSink implements Sink {
     } catch (error) {
       this.closeFd();
       throw new Error(
-        `--log-file ${options.path}: cannot open for appending (${errnoCode(error)}: ${(error as Error).message}); ` +
+        `--log-file ${options.path}: cannot open for appending (${(error as Error).message}); ` +
           'the directory must exist or be creatable, and be writable by this user',
       );
     }
