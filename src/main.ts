@@ -53,12 +53,13 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
   }
 }
 
-function openSink(config: Config): Sink {
+function openSink(config: Config, reportProblem: (message: string) => void): Sink {
   if (config.logFile === null) return new StdoutSink();
   try {
-    return new FileSink({ path: config.logFile, maxSize: config.logMaxSize, keep: config.logKeep, compress: config.logCompress, fsync: config.fsync });
+    return new FileSink({ path: config.logFile, maxSize: config.logMaxSize, keep: config.logKeep, compress: config.logCompress, fsync: config.fsync, reportProblem });
   } catch (error) {
-    throw new ConfigError(`--log-file: ${error instanceof Error ? error.message : String(error)}`);
+    // FileSink's messages already name --log-file and the path.
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
   }
 }
 
@@ -68,7 +69,8 @@ function warning(detail: string): ObsEvent {
 
 async function serve(config: Config, argv: readonly string[], io: CommandIo): Promise<number> {
   const reportProblem = (message: string) => io.stderr(`control-plane: ${message}\n`);
-  const writer = new LineWriter(openSink(config), { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
+  const sink = openSink(config, reportProblem);
+  const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
   const sessions = new SessionStore();
   const recentIds = new RecentIds();
   let keys = new KeyRing(config.keys);
@@ -161,6 +163,9 @@ async function serve(config: Config, argv: readonly string[], io: CommandIo): Pr
       saveStateNow();
       writer.write([{ level: 'info', event_type: 'control_plane.stopped', session_id: null, detail: `${signal} received; in-flight requests finished` }]);
       writer.close();
+      // Let a background compression of a rotated file finish (bounded);
+      // an unfinished one is completed at the next start anyway.
+      if (sink instanceof FileSink) await Promise.race([sink.idle(), new Promise((done) => setTimeout(done, 5000).unref())]);
       resolve(0);
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
