@@ -126,13 +126,23 @@ async function serve(config: Config, argv: readonly string[], io: CommandIo): Pr
   const startFailure = writer.write([started, ...startupWarnings]);
   if (startFailure) reportProblem(`cannot write the start line (${startFailure.code}); serving anyway, /health reports degraded`);
 
+  let stateSaveFailing = false;
   const saveStateNow = (): void => {
     if (!config.stateFile) return;
     const problem = saveState(config.stateFile, { sessions: sessions.snapshot(), recentIds: recentIds.entries() });
-    if (problem) reportProblem(`state file: ${problem}`);
+    if (problem) {
+      reportProblem(`state file: ${problem}`);
+      // One line in the output when saving starts failing, not one every 10 s.
+      if (!stateSaveFailing) writer.write([warning(`state file: ${problem}; sessions and recent ids would not survive a restart until saving works again`)]);
+    }
+    stateSaveFailing = problem !== undefined;
   };
   const timers = [
-    setInterval(saveStateNow, STATE_SAVE_INTERVAL_MS),
+    setInterval(() => {
+      // Forget ended and abandoned sessions even when no webhook arrives.
+      sessions.prune(Date.now());
+      saveStateNow();
+    }, STATE_SAVE_INTERVAL_MS),
     setInterval(() => server.flushRejectionSummaries(), SUMMARY_FLUSH_INTERVAL_MS),
   ];
   for (const timer of timers) timer.unref();
