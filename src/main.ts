@@ -1,9 +1,8 @@
 // argv + env → config → serve (or another sub-command). The only file that
 // touches the process: signals, exit codes, timers, stderr.
 
-import { readFileSync } from 'node:fs';
 import { checkConfigCommand, type CommandIo, configFrom, defaultIo, parseCommand, sendCommand, signCommand, usage, VERSION, versionText } from './cli.ts';
-import { type Config, ConfigError, loadConfig, parseArgs } from './config.ts';
+import { type Config, ConfigError, type ParsedArgs } from './config.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
 import type { ObsEvent } from './obs/schema.ts';
@@ -42,7 +41,7 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
       case 'check-config':
         return checkConfigCommand(parsed, io);
       case 'serve':
-        return await serve(configFrom(parsed, io), argv, io);
+        return await serve(configFrom(parsed, io), parsed, io);
     }
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -67,7 +66,7 @@ function warning(detail: string): ObsEvent {
   return { level: 'warn', event_type: 'control_plane.warning', session_id: null, detail };
 }
 
-async function serve(config: Config, argv: readonly string[], io: CommandIo): Promise<number> {
+async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   const reportProblem = (message: string) => io.stderr(`control-plane: ${message}\n`);
   const sink = openSink(config, reportProblem);
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
@@ -96,6 +95,7 @@ async function serve(config: Config, argv: readonly string[], io: CommandIo): Pr
     openCalls: () => sessions.openCalls,
     sinkRotations: () => writer.rotations,
     outputHealthy: () => writer.healthy,
+    evictedSessions: () => sessions.evictedSessions,
   });
   const server = new WebhookServer({
     pipeline: { keys: () => keys, insecureSkipVerify: config.insecureSkipVerify, clockToleranceMs: config.clockToleranceMs, recentIds, sessions },
@@ -152,11 +152,13 @@ async function serve(config: Config, argv: readonly string[], io: CommandIo): Pr
     if (!config.keysFile) return;
     try {
       // Re-read the keys the way start-up did (keys file + env + credential + --dev).
-      const fresh = loadConfig({ argv: [], env: io.env, readText: (path) => readFileSync(path, 'utf8') }, parseArgs(argv.filter((a) => a !== 'serve')));
+      const fresh = configFrom(parsed, io);
       keys = new KeyRing(fresh.keys);
+      metrics.keyReloads.inc({ result: 'success' });
       writer.write([{ level: 'info', event_type: 'control_plane.keys_reloaded', session_id: null, key_ids: keys.keyIds }]);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      metrics.keyReloads.inc({ result: 'failure' });
       writer.write([warning(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)]);
       reportProblem(`SIGHUP: keys not reloaded: ${reason}`);
     }

@@ -71,7 +71,8 @@ const put = (target: Record<string, unknown>, name: string, value: string | unde
 export function livekitLine(event: WebhookEvent): ObsEvent {
   const line: Record<string, unknown> = {
     level: 'info',
-    event_type: LIVEKIT_EVENT_TYPES[event.event] ?? 'livekit.event.unknown',
+    // hasOwn: an event named `toString` or `__proto__` must not find Object.prototype's members.
+    event_type: Object.hasOwn(LIVEKIT_EVENT_TYPES, event.event) ? LIVEKIT_EVENT_TYPES[event.event]! : 'livekit.event.unknown',
     session_id: sessionIdOf(event),
   };
   put(line, 'webhook_id', event.id);

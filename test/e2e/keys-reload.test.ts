@@ -13,6 +13,7 @@ import type { KeyPair } from '../../src/config.ts';
 import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
 import { type Daemon, type ObsLine, OTHER_KEY, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -123,6 +124,9 @@ test('key rotation by SIGHUP while webhooks flow: overlap accepts both keys, the
     console.log(`# rotation: ${oldKeyStatuses.length} webhooks with the old key, ${newKeyStatuses.length} with the new one, none refused`);
 
     assert.match(daemon.stderr, /keys not reloaded/, 'the operator also sees it on stderr (journal)');
+    const families = parsePrometheusText(await (await pool.request({ path: '/metrics', method: 'GET' })).body.text());
+    assert.equal(sampleValue(families, 'control_plane_key_reloads_total', { result: 'success' }), 2);
+    assert.equal(sampleValue(families, 'control_plane_key_reloads_total', { result: 'failure' }), 2);
     for (const secret of [TEST_KEY.secret, OTHER_KEY.secret]) assert.doesNotMatch(daemon.output() + daemon.stderr, new RegExp(secret), 'no secret in any output');
   } finally {
     await pool.close();
