@@ -13,7 +13,7 @@ import type { ObsEvent } from '../obs/schema.ts';
 import { livekitLine, sessionIdOf } from '../obs/livekit.ts';
 import { decodeWebhook } from './decode.ts';
 import type { RecentIds } from './dedup.ts';
-import { type KeyRing, verifyWebhook } from './verify.ts';
+import { type KeyRing, verifyLiveKitWebhook, verifyWebhookWithJose } from './verify.ts';
 
 /** Derives call.*, session.* and provider.* lines; implemented by SessionStore. */
 export interface SessionTracker {
@@ -75,11 +75,9 @@ function decodeDetail(message: string): string {
 
 export async function processWebhook(request: WebhookRequest, context: PipelineContext): Promise<WebhookOutcome> {
   if (!context.insecureSkipVerify) {
-    const verdict = await verifyWebhook(request.authorization, request.body, {
-      keys: context.keys(),
-      nowMs: request.receivedAtMs,
-      clockToleranceMs: context.clockToleranceMs,
-    });
+    const options = { keys: context.keys(), nowMs: request.receivedAtMs, clockToleranceMs: context.clockToleranceMs };
+    // A LiveKit token is decided synchronously; jose (awaited) decides the rest.
+    const verdict = verifyLiveKitWebhook(request.authorization, request.body, options) ?? (await verifyWebhookWithJose(request.authorization, request.body, options));
     if (!verdict.ok) return rejected(401, verdict.reason);
   }
   // From here to the return everything is synchronous: no other request can
