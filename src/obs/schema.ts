@@ -106,20 +106,35 @@ function encodeValue(value: FieldValue): string {
   return JSON.stringify(value.map(String));
 }
 
+/** RFC 3339 UTC with milliseconds (`2026-11-30T09:28:01.007Z`), the `ts` of a line. */
+export function formatTimestamp(tsMs: number): string {
+  return new Date(tsMs).toISOString();
+}
+
 /**
  * Encodes one event as a `\n`-terminated JSON line. `ts` is the emission
  * time (ms since epoch), `seq` the per-process line counter. With a
  * redactor, phone numbers in PHONE_FIELDS are masked.
  */
 export function encodeLine(event: ObsEvent, seq: number, tsMs: number, redact?: Redactor): string {
+  return encodeLineAt(event, seq, formatTimestamp(tsMs), redact);
+}
+
+/**
+ * encodeLine with `ts` already formatted (formatTimestamp): the lines of one
+ * webhook share their emission time, so a writer formats it once.
+ */
+export function encodeLineAt(event: ObsEvent, seq: number, ts: string, redact?: Redactor): string {
   let line =
-    `{"ts":"${new Date(tsMs).toISOString()}","seq":${seq},"level":"${event.level}","component":"${COMPONENT}"` +
+    `{"ts":"${ts}","seq":${seq},"level":"${event.level}","component":"${COMPONENT}"` +
     `,"event_type":"${event.event_type}","session_id":${event.session_id === null ? 'null' : JSON.stringify(event.session_id)}`;
-  for (const name of FIELD_ORDER) {
+  // An indexed loop over the fixed field list: the hot path of every line.
+  for (let index = 0; index < FIELD_ORDER.length; index++) {
+    const name = FIELD_ORDER[index]!;
     const value = event[name];
     if (value === undefined) continue;
-    if (redact && typeof value === 'string' && PHONE_FIELDS.has(name)) {
-      line += `,"${name}":${JSON.stringify(redact(value))}`;
+    if (typeof value === 'string') {
+      line += `,"${name}":${JSON.stringify(redact !== undefined && PHONE_FIELDS.has(name) ? redact(value) : value)}`;
     } else {
       line += `,"${name}":${encodeValue(value)}`;
     }

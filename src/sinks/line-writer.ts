@@ -4,7 +4,7 @@
 // numbers are given back, so `seq` in the output has a gap only where lines
 // really went missing downstream.
 
-import { encodeLine, type ObsEvent, type Redactor } from '../obs/schema.ts';
+import { encodeLineAt, formatTimestamp, type ObsEvent, type Redactor } from '../obs/schema.ts';
 import { type Sink, SinkWriteError, errnoCode } from './sink.ts';
 
 export class LineWriter {
@@ -42,10 +42,11 @@ export class LineWriter {
   /** Writes all `events` as one chunk. Returns null on success, the error otherwise. */
   write(events: readonly ObsEvent[]): SinkWriteError | null {
     if (events.length === 0) return null;
-    const ts = this.clock();
+    // One emission time for the whole chunk, formatted once.
+    const ts = formatTimestamp(this.clock());
     let chunk = '';
     let seq = this.nextSeq;
-    for (const event of events) chunk += encodeLine(event, seq++, ts, this.redact);
+    for (let index = 0; index < events.length; index++) chunk += encodeLineAt(events[index]!, seq++, ts, this.redact);
     try {
       this.sink.write(chunk);
     } catch (error) {
