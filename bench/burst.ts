@@ -50,8 +50,12 @@ export interface BurstResult {
   /** Sorted ascending, ms. */
   readonly latencies: Float64Array;
   readonly peakRssBytes: number;
-  /** Server CPU (user + system) during the measured burst, per request, µs. */
+  /** Server CPU (user + system, all threads) during the measured burst, per request, µs. */
   readonly cpuMicrosPerRequest: number;
+  /** The same for the server's main (JavaScript) thread alone: without GC helpers and the JIT's threads. */
+  readonly mainThreadCpuMicrosPerRequest: number;
+  /** The load generator's own CPU (this process) per request, µs: what the server competes with for the cores. */
+  readonly clientCpuMicrosPerRequest: number;
   readonly output: OutputCheck | null;
 }
 
@@ -95,9 +99,9 @@ export function peakRss(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
-/** User + system CPU time of a live process, in ms. */
-function cpuTimeMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** User + system CPU time of a live process (all threads), or of its main thread only, in ms. */
+function cpuTimeMs(pid: number, mainThreadOnly = false): number {
+  const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start at index 2.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
@@ -198,9 +202,13 @@ export async function runBurst(target: Target, options: BurstOptions): Promise<B
     };
     alive();
     const cpuBefore = cpuTimeMs(child.pid!);
+    const mainBefore = cpuTimeMs(child.pid!, true);
+    const clientBefore = process.cpuUsage();
     const result = await send(pool.current, options.workload, options.concurrency);
+    const client = process.cpuUsage(clientBefore);
     alive();
     const cpuMs = cpuTimeMs(child.pid!) - cpuBefore;
+    const mainMs = cpuTimeMs(child.pid!, true) - mainBefore;
     const peakRssBytes = peakRss(child.pid!);
     await pool.current.close();
     pool.current = null;
@@ -222,6 +230,8 @@ export async function runBurst(target: Target, options: BurstOptions): Promise<B
       latencies: result.latencies,
       peakRssBytes,
       cpuMicrosPerRequest: (cpuMs * 1000) / result.latencies.length,
+      mainThreadCpuMicrosPerRequest: (mainMs * 1000) / result.latencies.length,
+      clientCpuMicrosPerRequest: (client.user + client.system) / result.latencies.length,
       output,
     };
   } finally {

@@ -32,6 +32,7 @@ export interface TargetSummary {
   readonly max: number;
   readonly peakRssBytes: number;
   readonly cpuMicrosPerRequest: number;
+  readonly mainThreadCpuMicrosPerRequest: number;
   readonly sent: number;
   readonly accepted: number;
   readonly failures: Readonly<Record<string, number>>;
@@ -96,6 +97,7 @@ export function summarise(targets: readonly Target[], results: readonly BurstRes
       max: Math.max(...runs.map((run) => percentile(run.latencies, 1))),
       peakRssBytes: Math.max(...runs.map((run) => run.peakRssBytes)),
       cpuMicrosPerRequest: median(runs.map((run) => run.cpuMicrosPerRequest)),
+      mainThreadCpuMicrosPerRequest: median(runs.map((run) => run.mainThreadCpuMicrosPerRequest)),
       sent: runs.reduce((sum, run) => sum + run.sent, 0),
       accepted: runs.reduce((sum, run) => sum + run.accepted, 0),
       failures,
@@ -125,7 +127,7 @@ function markdownTable(header: readonly string[], rows: readonly (readonly strin
 }
 
 export function burstTable(summaries: readonly TargetSummary[]): string {
-  const header = ['server', 'runtime', 'req/s', '× bare', '× SDK', 'p50 ms', 'p99 ms', 'p99 × bare', 'max ms', 'peak RSS MB', 'server CPU µs/req', 'lines written == accepted'];
+  const header = ['server', 'runtime', 'req/s', '× bare', '× SDK', 'p50 ms', 'p99 ms', 'p99 × bare', 'max ms', 'peak RSS MB', 'server CPU µs/req (all threads / main)', 'lines written == accepted'];
   const rows = summaries.map((summary) => [
     summary.target.name,
     summary.target.runtime,
@@ -137,7 +139,7 @@ export function burstTable(summaries: readonly TargetSummary[]): string {
     fixed(summary.p99VsBare, 2),
     fixed(summary.max, 1),
     megabytes(summary.peakRssBytes),
-    fixed(summary.cpuMicrosPerRequest, 0),
+    `${fixed(summary.cpuMicrosPerRequest, 0)} / ${fixed(summary.mainThreadCpuMicrosPerRequest, 0)}`,
     linesCell(summary),
   ]);
   return markdownTable(header, rows, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l']);
@@ -190,7 +192,15 @@ export function verdicts(summaries: readonly TargetSummary[], startup: readonly 
   judge('throughput ≥ 0.65× bare node:http (same runtime)', (s) => s.vsBare, (v) => v >= 0.65, (v) => `${v.toFixed(2)}×`);
   judge('throughput ≥ 2× the SDK receiver', (s) => s.vsSdk, (v) => v >= 2, (v) => `${v.toFixed(2)}×`);
   judge('p99 ≤ 1.5× the bare server’s p99', (s) => s.p99VsBare, (v) => v <= 1.5, (v) => `${v.toFixed(2)}×`);
-  judge('peak RSS ≤ 100 MB', (s) => s.peakRssBytes, (v) => v <= 100 * 1024 * 1024, (v) => `${megabytes(v)} MB`);
+  // Memory is judged on what ships: the sources run under tsx, whose
+  // loader and esbuild service add their own memory (shown, not judged).
+  const shipped = rows.find((summary) => summary.target.name === executableName);
+  const source = rows.find((summary) => summary.target.name !== executableName);
+  out.push({
+    target: 'peak RSS ≤ 100 MB (the executable)',
+    measured: [shipped ? `${shipped.target.name}: ${megabytes(shipped.peakRssBytes)} MB` : 'no executable', source ? `(${source.target.name} under tsx: ${megabytes(source.peakRssBytes)} MB)` : ''].join(' ').trim(),
+    met: shipped ? shipped.peakRssBytes <= 100 * 1024 * 1024 : null,
+  });
   const executable = startup.find((result) => result.target === executableName);
   out.push({
     target: 'the executable is healthy ≤ 150 ms after exec',

@@ -14,12 +14,16 @@
 //   --no-micro       BENCH_NO_MICRO=1     skip the micro-benchmarks
 //   --profile        BENCH_PROFILE=1      also run one burst of the sources under
 //                                         node --cpu-prof and summarise where time goes
+//   --attribution    BENCH_ATTRIBUTION=1  also measure each step's CPU in situ: the burst
+//                                         against the serving path with one step switched
+//                                         off at a time (bench/attribution.ts)
 //   --out DIR        BENCH_OUT            where results go (bench/results)
 
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BurstResult, percentile, runBurst, type Target } from './burst.ts';
+import { type AttributionRow, attributionTable, runAttribution } from './attribution.ts';
 import { runMicro } from './micro.ts';
 import { profileBurst, type ProfileSummary, profileTable } from './profile.ts';
 import {
@@ -34,7 +38,7 @@ import {
   verdictTable,
 } from './report.ts';
 import { measureStartup } from './startup.ts';
-import { benchTargets, NAMES, REPO_ROOT } from './targets.ts';
+import { benchTargets, NAMES, REPO_ROOT, type TargetSet } from './targets.ts';
 import { buildWorkload } from './workload.ts';
 
 interface Settings {
@@ -47,10 +51,11 @@ interface Settings {
   only: string[];
   micro: boolean;
   profile: boolean;
+  attribution: boolean;
   out: string;
 }
 
-const USAGE = `usage: npm run bench -- [--n N] [--c C] [--repeats R] [--warmup W] [--micro-time MS] [--starts S] [--only a,b] [--no-micro] [--profile] [--out DIR]`;
+const USAGE = `usage: npm run bench -- [--n N] [--c C] [--repeats R] [--warmup W] [--micro-time MS] [--starts S] [--only a,b] [--no-micro] [--profile] [--attribution] [--out DIR]`;
 
 function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
   const integer = (name: string, value: string | undefined, fallback: number, minimum: number): number => {
@@ -62,7 +67,7 @@ function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings
   const switches = new Set<string>();
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index]!;
-    if (arg === '--no-micro' || arg === '--profile') switches.add(arg);
+    if (arg === '--no-micro' || arg === '--profile' || arg === '--attribution') switches.add(arg);
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -80,6 +85,7 @@ function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings
     only: (pick('only', 'BENCH_ONLY') ?? '').split(',').map((part) => part.trim().toLowerCase()).filter(Boolean),
     micro: !switches.has('--no-micro') && env.BENCH_NO_MICRO !== '1',
     profile: switches.has('--profile') || env.BENCH_PROFILE === '1',
+    attribution: switches.has('--attribution') || env.BENCH_ATTRIBUTION === '1',
     out: pick('out', 'BENCH_OUT') ?? join(REPO_ROOT, 'bench', 'results'),
   };
 }
@@ -92,9 +98,17 @@ function machine(): string {
 
 async function main(): Promise<void> {
   const settings = settingsFrom(process.argv.slice(2), process.env);
+  const set = benchTargets();
+  try {
+    await bench(settings, set);
+  } finally {
+    set.cleanup();
+  }
+}
+
+async function bench(settings: Settings, set: TargetSet): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const startedAt = new Date();
-  const set = benchTargets();
   const selected = (target: Target) => settings.only.length === 0 || settings.only.some((part) => target.name.toLowerCase().includes(part));
   // A selected server's comparison rows are always run along with it.
   const wanted = new Set(set.targets.filter(selected).map((target) => target.name));
@@ -130,20 +144,31 @@ async function main(): Promise<void> {
 
   log('\nburst:');
   const results: BurstResult[] = [];
+  const failedRuns: string[] = [];
   for (let repeat = 0; repeat < settings.repeats; repeat++) {
     // Fresh ids and tokens for every repeat: a token lives 5 min, like LiveKit's.
     const order = repeat % 2 === 0 ? targets : [...targets].reverse();
     for (const target of order) {
       const workload = buildWorkload({ count: settings.n, seed: 1000 + repeat });
       const warmup = settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 9000 + repeat }) : null;
-      const result = await runBurst(target, { concurrency: settings.c, warmup, workload, repeat });
+      let result: BurstResult;
+      try {
+        result = await runBurst(target, { concurrency: settings.c, warmup, workload, repeat });
+      } catch (error) {
+        // One server failing (say, a broken build) must not cost the other rows.
+        const message = error instanceof Error ? error.message : String(error);
+        failedRuns.push(`${target.name}, repeat ${repeat + 1}: ${message.split('\n', 1)[0]}`);
+        log(`  #${repeat + 1} ${target.name}: FAILED: ${message}`);
+        continue;
+      }
       results.push(result);
-      const failures = Object.entries(result.failures).map(([status, count]) => `${count}×${status === '0' ? 'connection error' : status}`).join(', ');
+      const refused = Object.entries(result.failures).map(([status, count]) => `${count}×${status === '0' ? 'connection error' : status}`).join(', ');
       log(
         `  #${repeat + 1} ${target.name.padEnd(30)} ${Math.round(result.requestsPerSecond).toLocaleString('en-US').padStart(7)} req/s` +
           `  p99 ${percentile(result.latencies, 0.99).toFixed(2)} ms  RSS ${(result.peakRssBytes / 1024 / 1024).toFixed(0)} MB` +
+          `  CPU/req server ${result.cpuMicrosPerRequest.toFixed(0)} µs, client ${result.clientCpuMicrosPerRequest.toFixed(0)} µs` +
           (result.output ? `  missing ${result.output.missing}` : '') +
-          (failures ? `  not 200: ${failures}` : ''),
+          (refused ? `  not 200: ${refused}` : ''),
       );
     }
   }
@@ -156,6 +181,12 @@ async function main(): Promise<void> {
       profile = await profileBurst(source, { concurrency: settings.c, count: settings.n, warmup: settings.warmup, directory: settings.out });
       log(`  profile: ${profile.path}`);
     }
+  }
+
+  let attribution: { rows: AttributionRow[]; bare: { main: number; all: number } } | null = null;
+  if (settings.attribution) {
+    log('\nattribution (the serving path with one step off at a time):');
+    attribution = await runAttribution({ concurrency: settings.c, count: settings.n, warmup: settings.warmup, repeats: settings.repeats, log });
   }
 
   const summaries = summarise(targets, results, set.bareFor, set.sdk);
@@ -179,10 +210,12 @@ async function main(): Promise<void> {
   );
   sections.push(`Mix: ${[...workloadMix.mix].sort((a, b) => b[1] - a[1]).map(([name, count]) => `${name} ${((count * 100) / workloadMix.count).toFixed(1)}%`).join(', ')}.`);
   if (set.notes.length) sections.push(set.notes.map((note) => `Note: ${note}`).join('\n\n'));
+  if (failedRuns.length) sections.push(`Runs that failed (left out of the table):\n\n${failedRuns.map((failure) => `- ${failure}`).join('\n')}`);
   sections.push(`## Burst\n\n${burstTable(summaries)}\n\n![latency by percentile](${chartName})`);
   sections.push(`## Against the targets (issue 6)\n\n${verdictTable(verdictList)}`);
   if (startup.length) sections.push(`## exec → healthy (spawn until GET /health answers 200)\n\n${startupTable(startup)}`);
   if (micro.length) sections.push(`## Micro-benchmarks (tinybench, ${settings.microTimeMs} ms per candidate)\n\n${microTable(micro)}`);
+  if (attribution) sections.push(`## Where the time goes, step by step (server CPU per request in the burst, medians of ${settings.repeats})\n\n${attributionTable(attribution)}`);
   if (profile) sections.push(`## Where the time goes (node --cpu-prof, one burst of the sources)\n\n${profileTable(profile)}`);
   sections.push(`Servers:\n\n${targets.map((target) => `- **${target.name}**: ${target.description}`).join('\n')}`);
   const markdown = `${sections.join('\n\n')}\n`;
@@ -193,6 +226,7 @@ async function main(): Promise<void> {
   log(verdictTable(verdictList));
   if (startup.length) log(`\n${startupTable(startup)}`);
   if (micro.length) log(`\n${microTable(micro)}`);
+  if (attribution) log(`\n${attributionTable(attribution)}`);
   if (profile) log(`\n${profileTable(profile)}`);
   log(`\nwrote ${reportPath} and ${join(settings.out, chartName)}`);
 }
