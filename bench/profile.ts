@@ -78,7 +78,10 @@ export function profileTable(summary: ProfileSummary): string {
   const areaRows = summary.areas.filter(([, ms]) => ms / summary.totalMs >= 0.005).map(([area, ms]) => `| ${area} | ${ms.toFixed(0)} | ${share(ms)} |`);
   const functionRows = summary.functions.map(([name, ms]) => `| \`${name.replace(/\|/g, '\\|')}\` | ${ms.toFixed(0)} | ${share(ms)} |`);
   return [
-    `Busy (non-idle) CPU time in the profile: ${summary.totalMs.toFixed(0)} ms (warm-up included). Profile: \`${summary.path}\` (open in Chrome DevTools).`,
+    `Busy (non-idle) time in the profile: ${summary.totalMs.toFixed(0)} ms (warm-up included). Profile: \`${summary.path}\` (open in Chrome DevTools).`,
+    'V8 samples on a wall clock: a native write that is descheduled mid-syscall (the load generator it just woke takes the core) is',
+    'counted as busy, which inflates `writeUtf8String` (the HTTP answer) and `writeBuffer` (the log line). The attribution table above',
+    'measures CPU time from /proc instead.',
     '',
     '| area (self time) | ms | share |',
     '| :--- | ---: | ---: |',
