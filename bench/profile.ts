@@ -3,8 +3,9 @@
 // dependency, node's HTTP/net internals, GC) and the hottest functions.
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { runBurst, type Target } from './burst.ts';
+import { REPO_ROOT } from './targets.ts';
 import { buildWorkload } from './workload.ts';
 
 interface ProfileNode {
@@ -78,7 +79,7 @@ export function profileTable(summary: ProfileSummary): string {
   const areaRows = summary.areas.filter(([, ms]) => ms / summary.totalMs >= 0.005).map(([area, ms]) => `| ${area} | ${ms.toFixed(0)} | ${share(ms)} |`);
   const functionRows = summary.functions.map(([name, ms]) => `| \`${name.replace(/\|/g, '\\|')}\` | ${ms.toFixed(0)} | ${share(ms)} |`);
   return [
-    `Busy (non-idle) time in the profile: ${summary.totalMs.toFixed(0)} ms (warm-up included). Profile: \`${summary.path}\` (open in Chrome DevTools).`,
+    `Busy (non-idle) time in the profile: ${summary.totalMs.toFixed(0)} ms (warm-up included). Profile: \`${relative(REPO_ROOT, summary.path)}\` (not committed; open it in Chrome DevTools).`,
     'V8 samples on a wall clock: a native write that is descheduled mid-syscall (the load generator it just woke takes the core) is',
     'counted as busy, which inflates `writeUtf8String` (the HTTP answer) and `writeBuffer` (the log line). The attribution table above',
     'measures CPU time from /proc instead.',
