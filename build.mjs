@@ -115,6 +115,10 @@ writeFileSync(
       disableExperimentalSEAWarning: true,
       useCodeCache: true,
       useSnapshot: false,
+      // V8 grows the young generation to 16 MiB semi-spaces under a webhook
+      // burst; 2 MiB keeps peak RSS under 100 MB (bench: 120 -> 97 MB) at no
+      // measurable CPU cost.
+      execArgv: ['--max-semi-space-size=2'],
     },
     null,
     2,

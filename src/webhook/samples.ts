@@ -4,6 +4,7 @@
 // them; tests and benchmarks build their scenarios from them.
 
 import { randomBytes } from 'node:crypto';
+import { LIVEKIT_EVENT_TYPES } from '../obs/livekit.ts';
 
 const BASE57 = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
@@ -148,23 +149,8 @@ export function encodeBody(event: JsonObject, spaced = false): string {
   return out;
 }
 
-/** The event names `control-plane send` knows, with one sample each. */
-export const SAMPLE_EVENTS = [
-  'room_started',
-  'room_finished',
-  'participant_joined',
-  'participant_left',
-  'participant_connection_aborted',
-  'track_published',
-  'track_unpublished',
-  'egress_started',
-  'egress_updated',
-  'egress_ended',
-  'ingress_started',
-  'ingress_ended',
-  'agent_job_started',
-  'agent_job_ended',
-] as const;
+/** The event names `control-plane send` knows: every event this version maps (one list, in livekit.ts). */
+export const SAMPLE_EVENTS: readonly string[] = Object.keys(LIVEKIT_EVENT_TYPES);
 
 /** One sample webhook of `event` for the room named `roomName` (a fresh room SID each time). */
 export function sampleWebhook(event: string, roomName = 'demo-room', nowMs = Date.now()): JsonObject {
