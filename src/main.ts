@@ -62,12 +62,22 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
   }
 }
 
+/**
+ * What the daemon says on stderr once it runs. Under systemd stderr shares
+ * the journal with the output, so it is JSON too: `journalctl -o cat | jq`
+ * must not stop at a line of text. No `seq`: these lines are not part of
+ * the output stream that `seq` counts.
+ */
+function diagnosticLine(message: string, nowMs: number): string {
+  return `${JSON.stringify({ ts: new Date(nowMs).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message })}\n`;
+}
+
 function warning(detail: string): ObsEvent {
   return { level: 'warn', event_type: 'control_plane.warning', session_id: null, detail };
 }
 
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
-  const reportProblem = (message: string) => io.stderr(`control-plane: ${message}\n`);
+  const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now()));
   const sink = openSink(config, reportProblem);
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
   const sessions = new SessionStore();

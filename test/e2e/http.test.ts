@@ -272,6 +272,12 @@ describe('start-up and shutdown', () => {
     try {
       assert.ok(daemon.lines().some((line) => line.event_type === 'control_plane.warning' && /insecure-skip-verify/.test(String(line.detail))));
       assert.match(daemon.stderr, /WARNING/);
+      // stderr shares the journal with the output under systemd: it is JSON too, so `journalctl -o cat | jq` never stops.
+      for (const line of daemon.stderr.trim().split('\n')) {
+        const parsed = JSON.parse(line) as ObsLine;
+        assert.equal(parsed.event_type, 'control_plane.diagnostic');
+        assert.equal(parsed.component, 'control_plane');
+      }
       assert.equal((await post(daemon, encodeBody(sampleWebhook('room_started')))).status, 200);
     } finally {
       await daemon.stop();
