@@ -61,8 +61,48 @@ class SeriesMap<V> {
   private readonly map = new Map<string, V>();
   constructor(private readonly metric: string, private readonly labelNames: readonly string[]) {}
 
+  /**
+   * Rendered keys by label values (one nested Map level per label name), so
+   * a known label set costs a few Map lookups instead of escaping and
+   * concatenating on every inc/observe. Bounded like the series.
+   */
+  private readonly keyCache = new Map<string, unknown>();
+  private cachedKeys = 0;
+
   key(labels: Labels | undefined): string {
-    if (this.labelNames.length === 0) return '';
+    const names = this.labelNames;
+    if (names.length === 0) return '';
+    let level = this.keyCache;
+    const last = names.length - 1;
+    for (let index = 0; index < last; index++) {
+      const value = labels?.[names[index]!];
+      const next = value === undefined ? undefined : (level.get(value) as Map<string, unknown> | undefined);
+      if (next === undefined) return this.cacheKey(labels);
+      level = next;
+    }
+    const value = labels?.[names[last]!];
+    const cached = value === undefined ? undefined : (level.get(value) as string | undefined);
+    return cached ?? this.cacheKey(labels);
+  }
+
+  /** Renders the key (throws on a missing label) and remembers it while the cache is small. */
+  private cacheKey(labels: Labels | undefined): string {
+    const key = this.renderKey(labels);
+    if (this.cachedKeys >= 4 * MAX_SERIES) return key;
+    const names = this.labelNames;
+    let level = this.keyCache;
+    for (let index = 0; index < names.length - 1; index++) {
+      const value = labels![names[index]!]!;
+      let next = level.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(value, (next = new Map()));
+      level = next;
+    }
+    level.set(labels![names[names.length - 1]!]!, key);
+    this.cachedKeys++;
+    return key;
+  }
+
+  private renderKey(labels: Labels | undefined): string {
     let key = '';
     for (const name of this.labelNames) {
       const value = labels?.[name];
