@@ -24,7 +24,7 @@ import { RejectionLimiter } from './obs/rejection-limit.ts';
 import type { ObsEvent } from './obs/schema.ts';
 import type { LineWriter } from './sinks/line-writer.ts';
 import { DECODE_REASONS } from './webhook/decode.ts';
-import { type PipelineContext, processWebhook, RECEIVED, rejectedLine, type WebhookOutcome } from './webhook/pipeline.ts';
+import { type PipelineContext, processWebhookNow, RECEIVED, rejectedLine, type WebhookOutcome } from './webhook/pipeline.ts';
 import { VERIFY_REASONS, verifyWebhook } from './webhook/verify.ts';
 
 export const WEBHOOK_PATH = '/webhook';
@@ -60,6 +60,21 @@ export const SERVER_REASONS = [
   'output_unavailable',
   'internal_error',
 ] as const;
+
+/** A JSON answer whose bytes never change, with its headers (as answerJson writes them). */
+interface ConstantAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+function constantAnswer(status: number, body: object): ConstantAnswer {
+  const text = JSON.stringify(body);
+  return Object.freeze({ status, body: text, headers: Object.freeze({ 'Content-Length': String(Buffer.byteLength(text)), 'Content-Type': 'application/json' }) });
+}
+
+const ACCEPTED_ANSWER = constantAnswer(200, { status: 'accepted' });
+const DUPLICATE_ANSWER = constantAnswer(200, { status: 'duplicate' });
 
 const HEALTHY_BODY = '{"status":"ok","component":"control_plane"}';
 const EMPTY_BODY = new Uint8Array(0);
@@ -328,16 +343,28 @@ export class WebhookServer {
         if (connection) connection.busy--;
         if (responseClosed) finish();
       };
-      processWebhook({ authorization: request.headers.authorization, body, receivedAtMs }, pipeline)
-        .then(
-          (outcome) => this.deliver(response, startedAt, outcome),
-          (error: unknown) => {
-            // A bug, not bad input: answer 500 so LiveKit retries, and say so.
-            this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
-            this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
-          },
-        )
-        .finally(done);
+      const failed = (error: unknown): void => {
+        // A bug, not bad input: answer 500 so LiveKit retries, and say so.
+        this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
+        this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
+      };
+      let outcome: WebhookOutcome | Promise<WebhookOutcome>;
+      try {
+        outcome = processWebhookNow({ authorization: request.headers.authorization, body, receivedAtMs }, pipeline);
+      } catch (error) {
+        failed(error);
+        return done();
+      }
+      // A LiveKit token is decided synchronously: answer in this turn, without promises.
+      if (outcome instanceof Promise) {
+        outcome.then((result) => this.deliver(response, startedAt, result), failed).finally(done);
+        return;
+      }
+      try {
+        this.deliver(response, startedAt, outcome);
+      } finally {
+        done();
+      }
     };
 
     const startReading = (): void => {
@@ -437,7 +464,7 @@ export class WebhookServer {
     metrics.webhooks.inc({ event, outcome: result });
     // First deliveries only: a redelivery would count the same event twice.
     if (!outcome.duplicate && outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
-    this.answerJson(response, 200, { status: result });
+    this.answerConstant(response, outcome.duplicate ? DUPLICATE_ANSWER : ACCEPTED_ANSWER);
     metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: result });
   }
 
@@ -534,6 +561,14 @@ export class WebhookServer {
 
   private answerJson(response: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
     this.answer(response, status, JSON.stringify(body), { 'Content-Type': 'application/json', ...headers });
+  }
+
+  /** answerJson for an answer built once: the same bytes, without building them per request. */
+  private answerConstant(response: ServerResponse, answer: ConstantAnswer): void {
+    if (response.headersSent || response.destroyed || response.socket?.destroyed === true) return;
+    if (this.stopping) response.shouldKeepAlive = false;
+    response.writeHead(answer.status, answer.headers);
+    response.end(answer.body);
   }
 
   private answer(response: ServerResponse, status: number, body: string, headers: Record<string, string>): void {

@@ -74,12 +74,28 @@ function decodeDetail(message: string): string {
 }
 
 export async function processWebhook(request: WebhookRequest, context: PipelineContext): Promise<WebhookOutcome> {
+  return processWebhookNow(request, context);
+}
+
+/**
+ * processWebhook without a promise when none is needed: a LiveKit token is
+ * decided synchronously and its outcome returned as is; only a token that
+ * jose must decide gives a promise. Saves the server three promise
+ * reactions per webhook. May throw where processWebhook would reject.
+ */
+export function processWebhookNow(request: WebhookRequest, context: PipelineContext): WebhookOutcome | Promise<WebhookOutcome> {
   if (!context.insecureSkipVerify) {
     const options = { keys: context.keys(), nowMs: request.receivedAtMs, clockToleranceMs: context.clockToleranceMs };
-    // A LiveKit token is decided synchronously; jose (awaited) decides the rest.
-    const verdict = verifyLiveKitWebhook(request.authorization, request.body, options) ?? (await verifyWebhookWithJose(request.authorization, request.body, options));
+    const verdict = verifyLiveKitWebhook(request.authorization, request.body, options);
+    if (verdict === undefined) {
+      return verifyWebhookWithJose(request.authorization, request.body, options).then((joseVerdict) => (joseVerdict.ok ? processVerified(request, context) : rejected(401, joseVerdict.reason)));
+    }
     if (!verdict.ok) return rejected(401, verdict.reason);
   }
+  return processVerified(request, context);
+}
+
+function processVerified(request: WebhookRequest, context: PipelineContext): WebhookOutcome {
   // From here to the return everything is synchronous: no other request can
   // interleave between the dedup check, the mapping and the server's write.
   const decoded = decodeWebhook(request.body);
