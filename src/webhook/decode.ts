@@ -233,9 +233,10 @@ function messageReader(type: MessageClass): MessageReader | undefined {
   // Wrappers and other well-known types have their own JSON forms.
   if (type.typeName.startsWith('google.protobuf.') || type.fieldWrapper !== undefined) return undefined;
   const readers = new Map<string, FieldReader | null>();
+  const create = messageFactory(type);
   const reader: MessageReader = (json) => {
     if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
-    const message = new type() as Record<string, unknown>;
+    const message = create() as Record<string, unknown>;
     for (const key in json) {
       const read = readers.get(key);
       if (read === undefined) {
@@ -253,6 +254,45 @@ function messageReader(type: MessageClass): MessageReader | undefined {
     if (field.name !== field.jsonName) readers.set(field.name, null);
   }
   return reader;
+}
+
+/**
+ * `new type()` without running protobuf-es's generic field initialiser on
+ * every message: the own properties of one instance made by the real
+ * constructor, copied in the same order onto a new object with the same
+ * prototype (fresh empty arrays, maps, oneof holders and bytes; the
+ * primitive zero values as they are). Anything it does not recognise
+ * keeps the real constructor.
+ */
+function messageFactory(type: MessageClass): () => object {
+  const construct = (): object => new type();
+  const template = new type() as Record<string, unknown>;
+  const values: unknown[] = [];
+  const statements: string[] = [];
+  for (const key of Reflect.ownKeys(template)) {
+    if (typeof key !== 'string') return construct;
+    const descriptor = Object.getOwnPropertyDescriptor(template, key)!;
+    if (!descriptor.writable || !descriptor.enumerable || !descriptor.configurable) return construct;
+    const value = descriptor.value;
+    let expression: string;
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) {
+      expression = `values[${values.length}]`;
+      values.push(value);
+    } else if (Array.isArray(value) && value.length === 0 && Object.getPrototypeOf(value) === Array.prototype) {
+      expression = '[]';
+    } else if (value instanceof Uint8Array && value.length === 0 && Object.getPrototypeOf(value) === Uint8Array.prototype) {
+      expression = 'new Uint8Array(0)';
+    } else if (Object.getPrototypeOf(value) === Object.prototype && Reflect.ownKeys(value).length === 0) {
+      expression = '{}';
+    } else if (Object.getPrototypeOf(value) === Object.prototype && Reflect.ownKeys(value).length === 1 && 'case' in value && (value as { case: unknown }).case === undefined) {
+      expression = '{ case: undefined }';
+    } else {
+      return construct;
+    }
+    statements.push(`message[${JSON.stringify(key)}] = ${expression};`);
+  }
+  // Compiled from the descriptors' own field names (never from input): one straight-line initialiser per type.
+  return new Function('prototype', 'values', `return function create() { const message = Object.create(prototype); ${statements.join(' ')} return message; };`)(type.prototype, values) as () => object;
 }
 
 const webhookEventReader = messageReader(WebhookEvent as unknown as MessageClass);
