@@ -14,6 +14,8 @@ export const EVENT_TYPES = [
   'control_plane.stopped',
   'control_plane.warning',
   'control_plane.keys_reloaded',
+  // Written to stderr, not to the output (src/main.ts): no seq.
+  'control_plane.diagnostic',
   'webhook.received',
   'webhook.processing',
   'webhook.rejected',
@@ -95,7 +97,9 @@ export interface ObsEvent extends ObsFields {
 }
 
 /** Fields whose values may embed a phone number (SPEC §4, --redact-phone-numbers). */
-export const PHONE_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['from', 'to', 'participant_identity', 'room_name']);
+// `error` and `detail` are free text that can quote one (an egress error
+// naming a file after the room, a 404's URL).
+export const PHONE_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['from', 'to', 'participant_identity', 'room_name', 'error', 'detail']);
 
 export type Redactor = (value: string) => string;
 

@@ -39,6 +39,10 @@ test('redaction keeps +, two first and two last digits of E.164 numbers in phone
   assert.equal(parsed.participant_identity, 'sip_+14*******23');
   assert.equal(parsed.room_name, 'call_+14*******23_k2Zq');
   assert.equal(parsed.sip_call_id, 'SCL_+14155550123', 'ids are not phone fields');
+  const egress = { level: 'warn', event_type: 'provider.event', session_id: 'RM_1', error: 'cannot write call_+14155550123.ogg', detail: 'POST /x/+14155550123' } as ObsEvent;
+  const free = JSON.parse(encodeLine(egress, 1, TS, redactPhoneNumbers));
+  assert.equal(free.error, 'cannot write call_+14*******23.ogg', 'free text that quotes a number is masked too');
+  assert.equal(free.detail, 'POST /x/+14*******23');
 });
 
 test('redactPhoneNumbers leaves what is not E.164 alone', () => {
