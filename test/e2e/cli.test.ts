@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { KeyRing, verifyWebhook } from '../../src/webhook/verify.ts';
-import { runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
+import { freePort, runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
 
 describe('command line', () => {
   test('--version prints the version and the Node runtime', async () => {
@@ -119,12 +118,7 @@ describe('command line', () => {
   });
 
   test('send to nothing listening reports the connection error, exit 1', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    const closedPort = await freePort();
     const { code, stderr } = await runProgram(['send', '--url', `http://127.0.0.1:${closedPort}/webhook`, 'room_started']);
     assert.equal(code, 1);
     assert.match(stderr, /ECONNREFUSED/);

@@ -4,6 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { signWebhook } from '../../src/webhook/sign.ts';
 import type { KeyPair } from '../../src/config.ts';
@@ -133,4 +134,14 @@ export function runProgram(args: readonly string[], env: Record<string, string> 
 /** The Authorization value LiveKit would send for `body`, signed with TEST_KEY by default. */
 export function authorize(body: string, key: KeyPair = TEST_KEY): string {
   return signWebhook(body, key);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it now). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
 }

@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
+import { freePort, REPO_ROOT, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 import { run } from './sandbox.ts';
 
 const EXECUTABLE = `${REPO_ROOT}dist/control-plane`;
@@ -23,15 +22,6 @@ const BARE_ENV = { PATH: '/nonexistent', LIVEKIT_API_KEY: TEST_KEY.keyId, LIVEKI
 /** Runs the executable itself, no stdin, in BARE_ENV. */
 function runExecutable(args: readonly string[]) {
   return run(EXECUTABLE, args, { env: BARE_ENV });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 function healthStatus(port: number): Promise<number> {

@@ -7,7 +7,6 @@
 
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Pool, request } from 'undici';
@@ -27,7 +26,7 @@ import {
   standardParticipant,
 } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
-import { type ObsLine, REPO_ROOT, TEST_KEY } from '../helpers/daemon.ts';
+import { freePort, type ObsLine, REPO_ROOT, TEST_KEY } from '../helpers/daemon.ts';
 import { hostPath, inside, insideOk, run, sandboxDown, sandboxUnavailable, sandboxUp, unitProperties } from './sandbox.ts';
 
 const UNIT = 'control-plane.service';
@@ -44,15 +43,6 @@ const MAX_EXPOSURE = 1.5;
 const NOT_PROVOKED = new Set(['control_plane.warning', 'control_plane.keys_reloaded', 'webhook.rejected_suppressed']);
 
 const unavailable = sandboxUnavailable();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 interface Signed {
   readonly id: string;
