@@ -5,21 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { request } from 'undici';
 import { encodeBody, type JsonObject } from '../../src/webhook/samples.ts';
-import { authorize, type Daemon, type ObsLine, startDaemon } from '../helpers/daemon.ts';
+import { type Daemon, type ObsLine, postSigned, startDaemon } from '../helpers/daemon.ts';
 import { agentParticipant, RoomScript, sipLeg, standardParticipant } from '../obs/sessions.helpers.ts';
 
 async function send(daemon: Daemon, event: JsonObject): Promise<ObsLine[]> {
   const before = daemon.lines().length;
   const body = encodeBody(event);
-  const response = await request(`${daemon.url}/webhook`, {
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/webhook+json', authorization: authorize(body) },
-  });
-  await response.body.text();
-  assert.equal(response.statusCode, 200, `${String(event.event)} answered ${response.statusCode}`);
+  const { status } = await postSigned(daemon.url, body);
+  assert.equal(status, 200, `${String(event.event)} answered ${status}`);
   return linesOf(daemon, before, event.id as string);
 }
 

@@ -6,28 +6,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
-import { authorize, Daemon, programCommand, startDaemon, testEnv } from '../helpers/daemon.ts';
+import { Daemon, freePort, postSigned, programCommand, startDaemon, testEnv } from '../helpers/daemon.ts';
 import { sleep } from '../sinks/log-files.ts';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function postWebhook(url: string) {
-  const body = encodeBody(sampleWebhook('room_started', 'stdout-room'));
-  const response = await request(`${url}/webhook`, { method: 'POST', body, headers: { authorization: authorize(body) } });
-  return { status: response.statusCode, retryAfter: response.headers['retry-after'], body: (await response.body.json()) as Record<string, unknown> };
+  const answer = await postSigned(url, encodeBody(sampleWebhook('room_started', 'stdout-room')));
+  return { status: answer.status, retryAfter: answer.headers['retry-after'], body: JSON.parse(answer.text) as Record<string, unknown> };
 }
 
 async function getHealth(url: string) {

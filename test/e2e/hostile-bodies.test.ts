@@ -11,7 +11,7 @@ import { UNVERIFIED_BODY_LIMIT } from '../../src/server.ts';
 import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
 import { authorize, type Daemon, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
-import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
+import { sampleValue, scrapeMetrics } from '../helpers/prometheus-text.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -44,14 +44,7 @@ function bodyOf(received: string): unknown {
   return JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4));
 }
 
-async function scrape(daemon: Daemon) {
-  const client = new Client(daemon.url);
-  try {
-    return parsePrometheusText(await (await client.request({ path: '/metrics', method: 'GET' })).body.text());
-  } finally {
-    await client.close();
-  }
-}
+const scrape = (daemon: Daemon) => scrapeMetrics(daemon.url);
 
 /** A real webhook padded with an unknown field (ignored by decoding) to `size` bytes. */
 function paddedWebhook(size: number): string {

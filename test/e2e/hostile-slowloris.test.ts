@@ -17,21 +17,11 @@ import { describe, test } from 'node:test';
 import { Client } from 'undici';
 import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
 import { authorize, type Daemon, startDaemon } from '../helpers/daemon.ts';
-import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
+import { sampleValue, scrapeMetrics } from '../helpers/prometheus-text.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Scrapes on a connection of its own: under attack an idle keep-alive connection may be the one evicted. */
-async function metrics(daemon: Daemon) {
-  const client = new Client(daemon.url, { pipelining: 0 });
-  try {
-    const response = await client.request({ path: '/metrics', method: 'GET' });
-    assert.equal(response.statusCode, 200);
-    return parsePrometheusText(await response.body.text());
-  } finally {
-    await client.destroy();
-  }
-}
+const metrics = (daemon: Daemon) => scrapeMetrics(daemon.url);
 
 /** Sends one signed webhook on a connection of its own (as LiveKit does after an idle connection closed). */
 async function sendWebhook(daemon: Daemon, index: number): Promise<{ status: number; ms: number }> {

@@ -7,12 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
-import { authorize, type Daemon, type ObsLine, OTHER_KEY, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
+import { authorize, type Daemon, type ObsLine, OTHER_KEY, postWebhook, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 
-async function post(daemon: Daemon, body: string | Buffer, headers: Record<string, string> = {}, path = '/webhook') {
-  const response = await request(`${daemon.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/webhook+json', ...headers } });
-  const text = await response.body.text();
-  return { status: response.statusCode, headers: response.headers, text, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+async function post(daemon: Daemon, body: string | Buffer, headers: Record<string, string> = {}) {
+  const answer = await postWebhook(daemon.url, body, headers);
+  return { ...answer, json: answer.text ? (JSON.parse(answer.text) as Record<string, unknown>) : undefined };
 }
 
 async function postSigned(daemon: Daemon, event: Record<string, unknown>, headers: Record<string, string> = {}) {

@@ -10,20 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { encodeBody, envelope, newRoom, participantJson, roomJson, sipParticipant, standardParticipant } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
-import { authorize, type Daemon, OTHER_KEY, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
-import { type Family, parsePrometheusText, sampleValue, sumValues } from '../helpers/prometheus-text.ts';
+import { authorize, type Daemon, OTHER_KEY, postWebhook, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
+import { type Family, sampleValue, scrapeMetrics, sumValues } from '../helpers/prometheus-text.ts';
 
-async function scrape(daemon: Daemon): Promise<Map<string, Family>> {
-  const response = await request(`${daemon.url}/metrics`);
-  assert.equal(response.statusCode, 200);
-  assert.equal(response.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
-  return parsePrometheusText(await response.body.text());
-}
+const scrape = (daemon: Daemon): Promise<Map<string, Family>> => scrapeMetrics(daemon.url);
 
 async function post(daemon: Daemon, body: string, authorization?: string, path = '/webhook'): Promise<number> {
-  const response = await request(`${daemon.url}${path}`, { method: 'POST', body, headers: authorization === undefined ? {} : { authorization } });
-  await response.body.text();
-  return response.statusCode;
+  return (await postWebhook(daemon.url, body, authorization === undefined ? {} : { authorization }, path)).status;
 }
 
 describe('/metrics counts what happened', () => {

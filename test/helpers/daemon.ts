@@ -5,6 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'undici';
 import { fileURLToPath } from 'node:url';
 import { signWebhook } from '../../src/webhook/sign.ts';
 import type { KeyPair } from '../../src/config.ts';
@@ -144,4 +146,21 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/** POSTs `body` as LiveKit would (its content type, the given headers) and reads the whole answer. */
+export async function postWebhook(baseUrl: string, body: string | Buffer, headers: Record<string, string> = {}, path = '/webhook'): Promise<Answer> {
+  const response = await request(`${baseUrl}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/webhook+json', ...headers } });
+  return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, text: await response.body.text() };
+}
+
+/** POSTs `body` signed with `key` (TEST_KEY by default), as LiveKit sends it. */
+export function postSigned(baseUrl: string, body: string, key: KeyPair = TEST_KEY): Promise<Answer> {
+  return postWebhook(baseUrl, body, { authorization: signWebhook(body, key) });
 }

@@ -204,3 +204,22 @@ export function sumValues(families: Map<string, Family>, name: string, match: Re
   }
   return total;
 }
+
+/**
+ * GET /metrics on a connection of its own (under attack an idle keep-alive
+ * connection may be the one evicted), checked for status and content type,
+ * then parsed.
+ */
+export async function scrapeMetrics(baseUrl: string): Promise<Map<string, Family>> {
+  const { Client } = await import('undici');
+  const client = new Client(baseUrl, { pipelining: 0 });
+  try {
+    const response = await client.request({ path: '/metrics', method: 'GET' });
+    const text = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`/metrics answered ${response.statusCode}: ${text.slice(0, 200)}`);
+    if (response.headers['content-type'] !== 'text/plain; version=0.0.4; charset=utf-8') throw new Error(`/metrics content type ${String(response.headers['content-type'])}`);
+    return parsePrometheusText(text);
+  } finally {
+    await client.destroy();
+  }
+}
