@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { FileSink, type FileSinkOptions } from '../../src/sinks/file.ts';
 import { SinkWriteError } from '../../src/sinks/sink.ts';
 import { errnoError, line, lineNumbers, manualClock, readMaybeGzip, replaceFs, replaceWriteSync, sortedNames, temporaryDirectory } from './helpers.ts';
@@ -325,39 +325,13 @@ test('a short write followed by ENOSPC is truncated back: no partial line, then 
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 4]);
 });
 
-test('when even the truncation fails, the next chunk starts on a new line instead of joining the fragment', (t) => {
-  const directory = temporaryDirectory(t);
-  const path = join(directory, 'app.log');
-  const sink = openSink(t, { path });
-  sink.write(line(1));
-  let attempt = 0;
-  const partial = replaceWriteSync((original, fd, buffer, offset, length) => {
-    attempt++;
-    if (attempt === 1) return original(fd, buffer, offset, 10);
-    throw errnoError('EIO');
-  });
-  const noTruncate = replaceFs('ftruncateSync', () => {
-    throw errnoError('EIO');
-  });
-  t.after(() => {
-    partial.restore();
-    noTruncate.restore();
-  });
-  assert.throws(() => sink.write(line(2)), SinkWriteError);
-  partial.restore();
-  sink.write(line(3));
-  noTruncate.restore();
-  const text = readFileSync(path, 'utf8');
-  const entries = text.split('\n');
-  assert.equal(entries[0], line(1).trimEnd());
-  assert.equal(entries[1], line(2).slice(0, 10), 'the fragment is alone on its line');
-  assert.equal(entries[2], line(3).trimEnd());
-  assert.ok(text.endsWith('\n'), 'the file ends with a whole line');
-});
-
-test('a fragment whose truncation failed is removed by the next attempt, even when that write fails too', (t) => {
-  const directory = temporaryDirectory(t);
-  const path = join(directory, 'app.log');
+/**
+ * A sink with line 1 written, then a disk that takes only 10 bytes of the
+ * next write and fails every later one (EIO), and an ftruncate that fails:
+ * the fragment cannot be undone at once.
+ */
+function fragmentThatCannotBeTruncated(t: TestContext) {
+  const path = join(temporaryDirectory(t), 'app.log');
   const sink = openSink(t, { path });
   sink.write(line(1));
   let attempt = 0;
@@ -372,6 +346,25 @@ test('a fragment whose truncation failed is removed by the next attempt, even wh
     partial.restore();
     noTruncate.restore();
   });
+  return { path, sink, partial, noTruncate };
+}
+
+test('when even the truncation fails, the next chunk starts on a new line instead of joining the fragment', (t) => {
+  const { path, sink, partial, noTruncate } = fragmentThatCannotBeTruncated(t);
+  assert.throws(() => sink.write(line(2)), SinkWriteError);
+  partial.restore();
+  sink.write(line(3));
+  noTruncate.restore();
+  const text = readFileSync(path, 'utf8');
+  const entries = text.split('\n');
+  assert.equal(entries[0], line(1).trimEnd());
+  assert.equal(entries[1], line(2).slice(0, 10), 'the fragment is alone on its line');
+  assert.equal(entries[2], line(3).trimEnd());
+  assert.ok(text.endsWith('\n'), 'the file ends with a whole line');
+});
+
+test('a fragment whose truncation failed is removed by the next attempt, even when that write fails too', (t) => {
+  const { path, sink, partial, noTruncate } = fragmentThatCannotBeTruncated(t);
   assert.throws(() => sink.write(line(2)), SinkWriteError);
   noTruncate.restore();
   assert.equal(readFileSync(path, 'utf8'), line(1) + line(2).slice(0, 10), 'the fragment is still there');
