@@ -74,8 +74,9 @@ try {
     platform: 'node',
     format: 'cjs',
     target: `node${pinned.split('.')[0]}`,
-    // Class and function names stay readable in stack traces.
-    keepNames: true,
+    // No keepNames: the bundle is not minified, so names survive anyway, and
+    // keepNames wraps every closure in a __name() call at run time (about
+    // 3% of a webhook's CPU, measured with --cpu-prof).
     legalComments: 'none',
     logLevel: 'silent',
   });

@@ -53,8 +53,15 @@ export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, v
 /** Unix seconds (bigint, from protojson int64) → RFC 3339 UTC, or undefined when unset. */
 export function secondsToTimestamp(seconds: bigint): string | undefined {
   if (seconds <= 0n || seconds > 253_402_300_799n) return undefined;
-  return new Date(Number(seconds) * 1000).toISOString();
+  // Events of a burst share their createdAt second: format each second once.
+  if (seconds !== lastCreatedAt) {
+    lastCreatedAt = seconds;
+    lastCreatedAtText = new Date(Number(seconds) * 1000).toISOString();
+  }
+  return lastCreatedAtText;
 }
+let lastCreatedAt = 0n;
+let lastCreatedAtText = '';
 
 /** The room SID that names this event's session (SPEC §4), or null when none can be known. */
 export function sessionIdOf(event: WebhookEvent): string | null {

@@ -110,9 +110,27 @@ function encodeValue(value: FieldValue): string {
   return JSON.stringify(value.map(String));
 }
 
-/** RFC 3339 UTC with milliseconds (`2026-11-30T09:28:01.007Z`), the `ts` of a line. */
+/** The second formatted last (`2026-11-30T09:28:01`): the lines of one second share it. */
+let cachedSecond = Number.NaN;
+let cachedSecondText = '';
+
+/**
+ * RFC 3339 UTC with milliseconds (`2026-11-30T09:28:01.007Z`), the `ts` of a
+ * line; always equal to `new Date(tsMs).toISOString()` (a property test
+ * checks it). The part up to the second is formatted once per second:
+ * formatting a Date is a visible share of a webhook's CPU in a burst.
+ */
 export function formatTimestamp(tsMs: number): string {
-  return new Date(tsMs).toISOString();
+  const second = Math.floor(tsMs / 1000);
+  const millis = tsMs - second * 1000;
+  if (second === cachedSecond && Number.isInteger(millis)) return `${cachedSecondText}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+  const iso = new Date(tsMs).toISOString();
+  // Only four-digit years have the fixed-width form the cache relies on.
+  if (iso.length === 24) {
+    cachedSecond = second;
+    cachedSecondText = iso.slice(0, 19);
+  }
+  return iso;
 }
 
 /**

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { redactPhoneNumbers } from '../../src/obs/redact.ts';
-import { encodeLine, FIELD_ORDER, type ObsEvent } from '../../src/obs/schema.ts';
+import fc from 'fast-check';
+import { secondsToTimestamp } from '../../src/obs/livekit.ts';
+import { encodeLine, FIELD_ORDER, formatTimestamp, type ObsEvent } from '../../src/obs/schema.ts';
 
 const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
 
@@ -51,4 +53,25 @@ test('redactPhoneNumbers leaves what is not E.164 alone', () => {
   assert.equal(redactPhoneNumbers('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
   assert.equal(redactPhoneNumbers('+1234567'), '+12***67');
   assert.equal(redactPhoneNumbers('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
+});
+
+test('formatTimestamp equals toISOString, also for runs of times within one second and across years', () => {
+  const check = (ms: number): void => assert.equal(formatTimestamp(ms), new Date(ms).toISOString(), `at ${ms}`);
+  fc.assert(
+    fc.property(fc.integer({ min: -62_198_755_200_000, max: 253_402_300_799_999 }), fc.array(fc.integer({ min: -1500, max: 1500 }), { maxLength: 8 }), (start, steps) => {
+      check(start);
+      for (const step of steps) check(start + step);
+    }),
+    { numRuns: 2000 },
+  );
+  // Fractions of a millisecond are cut like toISOString cuts them, cached second or not.
+  for (const ms of [TS, TS + 0.5, TS + 999.9, TS + 1000, -1, -0.5, 0, 253_402_300_799_999, 253_402_300_800_000, -62_198_755_200_001]) check(ms);
+});
+
+test('secondsToTimestamp formats LiveKit createdAt seconds, refusing what is not a date', () => {
+  assert.equal(secondsToTimestamp(1_764_494_881n), '2025-11-30T09:28:01.000Z');
+  assert.equal(secondsToTimestamp(1_764_494_881n), '2025-11-30T09:28:01.000Z', 'the cached second');
+  assert.equal(secondsToTimestamp(1_764_494_882n), '2025-11-30T09:28:02.000Z');
+  assert.equal(secondsToTimestamp(0n), undefined);
+  assert.equal(secondsToTimestamp(253_402_300_800n), undefined);
 });
