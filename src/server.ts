@@ -1,7 +1,8 @@
 // node:http shell around the pipeline: routes, limits, timeouts, answers,
-// and the write-before-answer rule. The decisions about a webhook are made
-// in src/webhook/pipeline.ts; what lives here is how the daemon stays
-// standing under hostile traffic (SPEC §2):
+// and the write-before-answer rule (accepted webhooks are written in groups,
+// one write per event-loop turn: src/webhook/group-commit.ts). The decisions
+// about a webhook are made in src/webhook/pipeline.ts; what lives here is
+// how the daemon stays standing under hostile traffic (SPEC §2):
 //
 // - Every request gets a JSON answer and at most one `webhook.rejected`
 //   line, also malformed HTTP, CONNECT, timeouts and refused connections;
@@ -24,6 +25,7 @@ import { RejectionLimiter } from './obs/rejection-limit.ts';
 import type { ObsEvent } from './obs/schema.ts';
 import type { LineWriter } from './sinks/line-writer.ts';
 import { DECODE_REASONS } from './webhook/decode.ts';
+import { GroupCommit, type GroupResult } from './webhook/group-commit.ts';
 import { type PipelineContext, processWebhookNow, RECEIVED, rejectedLine, type WebhookOutcome } from './webhook/pipeline.ts';
 import { VERIFY_REASONS, verifyWebhook } from './webhook/verify.ts';
 
@@ -127,6 +129,10 @@ export class WebhookServer {
   private readonly options: ServerOptions;
   private readonly clock: () => number;
   private readonly limiter = new RejectionLimiter();
+  /** Accepted webhooks waiting for this turn's one write (src/webhook/group-commit.ts). */
+  private readonly group: GroupCommit;
+  /** options.pipeline, plus the group commit's hook. */
+  private readonly pipeline: PipelineContext;
   /** Open sockets, least recently active first (a request starting or finishing moves a socket to the end). */
   private readonly connections = new Map<Socket, ConnectionState>();
   /** Sockets answered 503 at the connection cap: whatever they send is ignored until they close. */
@@ -140,6 +146,11 @@ export class WebhookServer {
   constructor(options: ServerOptions) {
     this.options = options;
     this.clock = options.clock ?? Date.now;
+    this.group = new GroupCommit(options.writer, options.pipeline.sessions, setImmediate, (error, webhooks) => {
+      options.metrics.outputErrors.inc({ code: error.code });
+      options.reportProblem(`output write failed (${error.code}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
+    });
+    this.pipeline = { ...options.pipeline, beforeMapping: (stateKeys) => this.group.beforeMapping(stateKeys) };
     this.server = createServer(
       {
         headersTimeout: HEADERS_TIMEOUT_MS,
@@ -188,6 +199,8 @@ export class WebhookServer {
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
     }
+    // Normally written within the turn they were accepted in; never left behind.
+    this.group.flush();
     this.server.closeAllConnections();
     await closed;
     // Windows still open would lose their suppressed counts with the process.
@@ -300,7 +313,8 @@ export class WebhookServer {
   private receiveWebhook(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
     const startedAt = performance.now();
     const receivedAtMs = this.clock();
-    const { maxBody, pipeline } = this.options;
+    const { maxBody } = this.options;
+    const pipeline = this.pipeline;
     const connection = this.connections.get(request.socket);
 
     // In flight from here until answered and closed, or abandoned by the client.
@@ -355,16 +369,18 @@ export class WebhookServer {
         failed(error);
         return done();
       }
-      // A LiveKit token is decided synchronously: answer in this turn, without promises.
+      // A LiveKit token is decided synchronously: no promise per webhook.
       if (outcome instanceof Promise) {
-        outcome.then((result) => this.deliver(response, startedAt, result), failed).finally(done);
+        outcome.then(
+          (result) => this.deliver(response, startedAt, result, done),
+          (error: unknown) => {
+            failed(error);
+            done();
+          },
+        );
         return;
       }
-      try {
-        this.deliver(response, startedAt, outcome);
-      } finally {
-        done();
-      }
+      this.deliver(response, startedAt, outcome, done);
     };
 
     const startReading = (): void => {
@@ -441,31 +457,53 @@ export class WebhookServer {
     this.finishWebhook(response, startedAt, 413, 'body_too_large', [RECEIVED, rejectedLine(413, 'body_too_large', `larger than --max-body ${this.options.maxBody} bytes`)]);
   }
 
-  /** Writes the outcome's lines, then answers: 200 only if the lines are in the output. */
-  private deliver(response: ServerResponse, startedAt: number, outcome: WebhookOutcome): void {
+  /**
+   * Answers a refused webhook now; queues an accepted one for this turn's
+   * group write, answered once its lines are in the output. Calls `done`
+   * when the webhook is answered.
+   */
+  private deliver(response: ServerResponse, startedAt: number, outcome: WebhookOutcome, done: () => void): void {
+    if (outcome.status !== 200) {
+      try {
+        this.finishWebhook(response, startedAt, outcome.status, outcome.reason ?? 'rejected', outcome.events, outcome.livekitEvent);
+      } finally {
+        done();
+      }
+      return;
+    }
+    this.group.add(outcome, (result) => {
+      try {
+        this.answerAccepted(response, startedAt, outcome, result);
+      } catch (error) {
+        this.options.reportProblem(`internal error while answering a webhook: ${error instanceof Error ? error.stack : String(error)}`);
+      } finally {
+        done();
+      }
+    });
+  }
+
+  /** 200 only if the lines are in the output; 503 (LiveKit retries) if the write failed. */
+  private answerAccepted(response: ServerResponse, startedAt: number, outcome: WebhookOutcome, result: GroupResult): void {
     const metrics = this.options.metrics;
     const event = outcome.livekitEvent ?? 'none';
-    if (outcome.status !== 200) {
-      return this.finishWebhook(response, startedAt, outcome.status, outcome.reason ?? 'rejected', outcome.events, event);
-    }
-    const failure = this.options.writer.write(outcome.events);
-    if (failure) {
-      metrics.outputErrors.inc({ code: failure.code });
+    if (result.kind === 'output_failed') {
       metrics.webhooks.inc({ event, outcome: 'output_error' });
       metrics.rejections.inc({ reason: 'output_unavailable' });
-      this.options.reportProblem(`output write failed (${failure.code}): ${failure.message}; answering 503`);
       this.answerJson(response, 503, { error: 'output_unavailable' }, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
       metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: 'output_error' });
       return;
     }
-    outcome.commit();
+    if (result.kind === 'internal_error') {
+      this.options.reportProblem(`internal error while writing or committing a webhook: ${result.error instanceof Error ? result.error.stack : String(result.error)}`);
+      return this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')], event);
+    }
     if (outcome.duplicate) metrics.duplicates.inc();
-    const result = outcome.duplicate ? 'duplicate' : 'accepted';
-    metrics.webhooks.inc({ event, outcome: result });
+    const answered = outcome.duplicate ? 'duplicate' : 'accepted';
+    metrics.webhooks.inc({ event, outcome: answered });
     // First deliveries only: a redelivery would count the same event twice.
     if (!outcome.duplicate && outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
     this.answerConstant(response, outcome.duplicate ? DUPLICATE_ANSWER : ACCEPTED_ANSWER);
-    metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: result });
+    metrics.requestDuration.observe((performance.now() - startedAt) / 1000, { outcome: answered });
   }
 
   /** Answers a refused webhook request and logs it (rate-limited per reason). */

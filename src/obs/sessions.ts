@@ -246,6 +246,8 @@ export class SessionStore implements SessionTracker {
   private legRecords = 0;
   private liveCalls = 0;
   private evictedOpen = 0;
+  /** Inside commitTogether: the latest commit time, pruned at once when it ends; null outside. */
+  private heldPruneAtMs: number | null = null;
 
   constructor(options: SessionStoreOptions = {}) {
     this.options = { ...SESSION_DEFAULTS, ...options };
@@ -274,6 +276,18 @@ export class SessionStore implements SessionTracker {
   observe(event: WebhookEvent, nowMs: number): { readonly events: readonly ObsEvent[]; commit(): void } {
     const plan = this.plan(event, nowMs);
     return { events: plan.events, commit: () => this.apply(event, plan, nowMs) };
+  }
+
+  commitTogether(commits: () => void): void {
+    if (this.heldPruneAtMs !== null) return commits();
+    this.heldPruneAtMs = Number.NEGATIVE_INFINITY;
+    try {
+      commits();
+    } finally {
+      const pruneAtMs = this.heldPruneAtMs;
+      this.heldPruneAtMs = null;
+      if (pruneAtMs !== Number.NEGATIVE_INFINITY) this.prune(pruneAtMs);
+    }
   }
 
   private basisOf(sid: string | undefined): Basis {
@@ -313,7 +327,8 @@ export class SessionStore implements SessionTracker {
       }
     }
     for (const key of plan.providerKeys) this.reported.set(key, nowMs);
-    this.prune(nowMs);
+    if (this.heldPruneAtMs === null) this.prune(nowMs);
+    else this.heldPruneAtMs = Math.max(this.heldPruneAtMs, nowMs);
   }
 
   private trimCalls(record: SessionRecord): SessionRecord {

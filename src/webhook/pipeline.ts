@@ -22,6 +22,12 @@ export interface SessionTracker {
    * Must not change any state before commit() is called.
    */
   observe(event: WebhookEvent, nowMs: number): { readonly events: readonly ObsEvent[]; commit(): void };
+  /**
+   * Runs `commits` (commit() calls of events observed earlier) with the caps
+   * and expiry applied once, after the last of them, so that no commit
+   * evicts state that another one's lines were derived from.
+   */
+  commitTogether(commits: () => void): void;
 }
 
 export interface PipelineContext {
@@ -31,6 +37,12 @@ export interface PipelineContext {
   readonly clockToleranceMs: number;
   readonly recentIds: RecentIds;
   readonly sessions: SessionTracker;
+  /**
+   * Called with an event's stateKeysOf() just before its lines are derived.
+   * The server's group commit (group-commit.ts) uses it to write out the
+   * pending webhooks that touch any of that state first.
+   */
+  readonly beforeMapping?: (stateKeys: readonly string[]) => void;
 }
 
 export interface WebhookRequest {
@@ -52,12 +64,33 @@ export interface WebhookOutcome {
   /** LiveKit's `createdAt`, in ms, once decoded (0 when absent). */
   readonly createdAtMs?: number;
   readonly duplicate: boolean;
+  /** The state commit() changes (stateKeysOf the event); empty when it changes none. */
+  readonly stateKeys: readonly string[];
   commit(): void;
 }
 
 export const RECEIVED: ObsEvent = Object.freeze({ level: 'info', event_type: 'webhook.received', session_id: null });
 
 const nothingToCommit = (): void => {};
+const NO_STATE: readonly string[] = Object.freeze([]);
+
+/**
+ * Everything the mapping of `event` reads or changes besides immutable
+ * tables: its id (dedup), its room's session, and the egress or ingress
+ * whose troubles are reported once. Two events with no key in common map
+ * the same whichever is committed first.
+ */
+export function stateKeysOf(event: WebhookEvent): string[] {
+  const keys: string[] = [];
+  if (event.id) keys.push(`id:${event.id}`);
+  const roomSid = event.room?.sid;
+  if (roomSid) keys.push(`room:${roomSid}`);
+  const egressId = event.egressInfo?.egressId;
+  if (egressId) keys.push(`egress:${egressId}`);
+  const ingressId = event.ingressInfo?.ingressId;
+  if (ingressId) keys.push(`ingress:${ingressId}`);
+  return keys;
+}
 
 export function rejectedLine(httpStatus: number, reason: string, detail?: string): ObsEvent {
   const line: ObsEvent = { level: 'warn', event_type: 'webhook.rejected', session_id: null, http_status: httpStatus, reason };
@@ -65,7 +98,7 @@ export function rejectedLine(httpStatus: number, reason: string, detail?: string
 }
 
 function rejected(status: WebhookStatus, reason: string, detail?: string): WebhookOutcome {
-  return { status, reason, events: [RECEIVED, rejectedLine(status, reason, detail)], duplicate: false, commit: nothingToCommit };
+  return { status, reason, events: [RECEIVED, rejectedLine(status, reason, detail)], duplicate: false, stateKeys: NO_STATE, commit: nothingToCommit };
 }
 
 /** protobuf-es names the field and then quotes the offending value; keep only the field part. */
@@ -104,7 +137,9 @@ function processVerified(request: WebhookRequest, context: PipelineContext): Web
 }
 
 /** dedup + map for an event that passed verification and decoding. */
-export function mapVerifiedWebhook(event: WebhookEvent, nowMs: number, context: Pick<PipelineContext, 'recentIds' | 'sessions'>): WebhookOutcome {
+export function mapVerifiedWebhook(event: WebhookEvent, nowMs: number, context: Pick<PipelineContext, 'recentIds' | 'sessions' | 'beforeMapping'>): WebhookOutcome {
+  const stateKeys = stateKeysOf(event);
+  context.beforeMapping?.(stateKeys);
   const sessionId = sessionIdOf(event);
   const createdAtMs = Number(event.createdAt) * 1000;
   const identity: ObsEvent = { level: 'info', event_type: 'webhook.processing', session_id: sessionId, webhook_id: event.id || undefined, livekit_event: event.event };
@@ -116,6 +151,7 @@ export function mapVerifiedWebhook(event: WebhookEvent, nowMs: number, context: 
       livekitEvent: event.event,
       createdAtMs,
       duplicate: true,
+      stateKeys: NO_STATE,
       commit: nothingToCommit,
     };
   }
@@ -127,6 +163,7 @@ export function mapVerifiedWebhook(event: WebhookEvent, nowMs: number, context: 
     livekitEvent: event.event,
     createdAtMs,
     duplicate: false,
+    stateKeys,
     commit() {
       if (event.id) context.recentIds.remember(event.id, nowMs);
       derived.commit();
