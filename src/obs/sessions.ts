@@ -14,7 +14,8 @@
 // time it ended) kept for a grace period so late events stay ignored; open
 // sessions idle longer than the idle timeout (their room_finished was lost)
 // are forgotten; and hard caps evict the least recently active sessions
-// first. Pure: the caller passes the time; it is used only for eviction,
+// first (after each commit, or once after a group of commits:
+// commitTogether, so no commit evicts what a later one was planned on). Pure: the caller passes the time; it is used only for eviction,
 // never in a duration.
 
 import { ParticipantInfo_Kind, RoomEndReason, type WebhookEvent } from '@livekit/protocol';
@@ -358,7 +359,7 @@ export class SessionStore implements SessionTracker {
     this.liveCalls -= liveLegs(previous);
   }
 
-  /** Applies the idle timeout, the grace period and the caps. Called on every commit; call it also from a timer if you like. */
+  /** Applies the idle timeout, the grace period and the caps. Called on every commit (once per commitTogether); call it also from a timer if you like. */
   prune(nowMs: number): void {
     const o = this.options;
     for (const [sid, record] of this.open) {

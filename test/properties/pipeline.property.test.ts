@@ -20,20 +20,14 @@ import { mapVerifiedWebhook, type PipelineContext, processWebhook, type WebhookO
 import {
   type JsonObject,
   encodeBody,
-  envelope,
-  livekitId,
-  newRoom,
-  participantJson,
-  roomJson,
   SAMPLE_EVENTS,
   sampleWebhook,
-  sipParticipant,
-  standardParticipant,
 } from '../../src/webhook/samples.ts';
 import { signWebhook } from '../../src/webhook/sign.ts';
 import { DECODE_REASONS } from '../../src/webhook/decode.ts';
 import { KeyRing, VERIFY_REASONS } from '../../src/webhook/verify.ts';
 import { OTHER_KEY, TEST_KEY } from '../helpers/daemon.ts';
+import { realishEvents } from '../helpers/event-streams.ts';
 
 type ValueOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
 
@@ -250,37 +244,7 @@ describe('a signed real webhook, tampered with', () => {
 });
 
 describe('mapping and session state under arbitrary event sequences', () => {
-  // A small world (two rooms, a few participants) so sequences revisit the same sessions and calls.
-  const rooms = [newRoom('room-a', NOW_S - 600), newRoom('room-b', NOW_S - 600)];
-  const participants = [
-    standardParticipant('alice', NOW_MS - 500_000),
-    sipParticipant('inbound', { joinedAtMs: NOW_MS - 400_000 }),
-    sipParticipant('outbound', { joinedAtMs: NOW_MS - 300_000 }),
-    { ...standardParticipant('agent', NOW_MS - 200_000), kind: 'AGENT' as const },
-  ];
-  const disconnectReasons = ['CLIENT_INITIATED', 'USER_UNAVAILABLE', 'USER_REJECTED', 'SIP_TRUNK_FAILURE', 'MEDIA_FAILURE', 'ROOM_DELETED', 'DUPLICATE_IDENTITY', 'UNKNOWN_REASON', 'JOIN_FAILURE'];
-  const callStatuses = ['ringing', 'dialing', 'active', 'automation', 'hangup', 'bogus'];
-
-  const realishEvent = fc
-    .record({
-      event: fc.constantFrom(...SAMPLE_EVENTS, 'participant_joined', 'participant_left', 'participant_connection_aborted', 'room_finished', 'sip_call_moved'),
-      room: fc.constantFrom(...rooms),
-      participant: fc.constantFrom(...participants),
-      reason: fc.constantFrom(...disconnectReasons),
-      callStatus: fc.constantFrom(...callStatuses),
-      createdOffset: fc.integer({ min: -900, max: 120 }),
-      id: fc.oneof(fc.constantFrom('EV_repeat00001', 'EV_repeat00002', ''), fc.constant(undefined)),
-    })
-    .map(({ event, room, participant, reason, callStatus, createdOffset, id }): JsonObject => {
-      const options = { createdAt: NOW_S + createdOffset, id: id ?? livekitId('EV') };
-      if (event.startsWith('participant_')) {
-        const state = event === 'participant_joined' ? 'ACTIVE' : 'DISCONNECTED';
-        return envelope(event, { room: roomJson(room), participant: participantJson(participant, state, { disconnectReason: state === 'DISCONNECTED' ? reason : undefined, callStatus }) }, options);
-      }
-      if (event === 'room_started' || event === 'room_finished') return envelope(event, { room: roomJson(room) }, options);
-      const sample = sampleWebhook(event, room.name, NOW_MS + createdOffset * 1000);
-      return { ...sample, room: roomJson(room, false), ...options, createdAt: String(options.createdAt) };
-    });
+  const realishEvent = realishEvents(NOW_MS);
 
   /** Replaces values at random paths with random JSON, or removes them. */
   function withEdits(json: JsonObject, edits: ReadonlyArray<readonly [number, unknown]>): unknown {
