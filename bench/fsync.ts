@@ -66,12 +66,12 @@ const bareSyncFd = openSync(join(directory, 'bare-sync.log'), constants.O_WRONLY
 const bench = new Bench({ time: timeMs, warmupTime: Math.min(500, timeMs / 4) });
 bench
   .add('write(2)', () => void writeSync(bareFd, bytes[pick()]!))
-  .add('FileSink, --fsync never', () => never.write(chunks[pick()]!))
+  .add('FileSink, --fsync never', () => never.write(Buffer.from(chunks[pick()]!)))
   .add('write(2) + fdatasync(2)', () => {
     writeSync(bareSyncFd, bytes[pick()]!);
     fdatasyncSync(bareSyncFd);
   })
-  .add('FileSink, --fsync always', () => always.write(chunks[pick()]!));
+  .add('FileSink, --fsync always', () => always.write(Buffer.from(chunks[pick()]!)));
 
 console.log(`fsync cost per webhook: ${bytes[0]!.length}-byte chunks, ${timeMs} ms per candidate, in ${directory}`);
 console.log(`filesystem: ${describeFilesystem(directory)}; Node ${process.version}`);

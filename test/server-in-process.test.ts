@@ -9,31 +9,12 @@ import { DaemonMetrics } from '../src/metrics.ts';
 import { SessionStore } from '../src/obs/sessions.ts';
 import { WebhookServer } from '../src/server.ts';
 import { LineWriter } from '../src/sinks/line-writer.ts';
-import { type Sink, SinkWriteError } from '../src/sinks/sink.ts';
 import { RecentIds } from '../src/webhook/dedup.ts';
 import { signWebhook } from '../src/webhook/sign.ts';
 import { KeyRing } from '../src/webhook/verify.ts';
+import { MemorySink } from './helpers/memory-sink.ts';
 
 const KEY = { keyId: 'APIinprocess', secret: 'in-process-secret-long-enough-0123456789abcdef' };
-
-class MemorySink implements Sink {
-  readonly description = 'memory';
-  readonly stats = { writeErrors: 0, rotations: 0 };
-  chunks: string[] = [];
-  failNext = 0;
-  write(chunk: string): void {
-    if (this.failNext > 0) {
-      this.failNext--;
-      throw new SinkWriteError('ENOSPC', 'no space left (test)');
-    }
-    this.chunks.push(chunk);
-  }
-  reopen(): void {}
-  close(): void {}
-  lines(): Array<Record<string, unknown>> {
-    return this.chunks.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-  }
-}
 
 describe('the server in process', () => {
   const sink = new MemorySink();

@@ -139,10 +139,10 @@ export class FileSink implements Sink {
     this.rotated.request();
   }
 
-  write(chunk: string): void {
+  write(chunk: Uint8Array): void {
     try {
       if (this.closed) throw new SinkWriteError('EBADF', `${this.description}: the file sink is closed`);
-      this.append(Buffer.from(chunk, 'utf8'));
+      this.append(chunk);
     } catch (error) {
       this.stats.writeErrors++;
       throw toSinkError(error, `writing ${this.description}`);
@@ -181,7 +181,7 @@ export class FileSink implements Sink {
     return this.rotated.idle();
   }
 
-  private append(bytes: Buffer): void {
+  private append(bytes: Uint8Array): void {
     let fd = this.currentFd();
     let before = this.fdStat!.size;
     if (before > 0 && before + bytes.length > this.maxSize && this.now().getTime() >= this.rotationRetryAt) {
@@ -357,7 +357,7 @@ export class FileSink implements Sink {
    * unparseable line of its own instead of swallowing the first line of
    * this chunk.
    */
-  private repairTail(fd: number, size: number, bytes: Buffer): { bytes: Buffer; before: number } {
+  private repairTail(fd: number, size: number, bytes: Uint8Array): { bytes: Uint8Array; before: number } {
     const damage = this.unrepaired!;
     this.unrepaired = null;
     const stats = this.fdStat;

@@ -4,7 +4,7 @@
 // numbers are given back, so `seq` in the output has a gap only where lines
 // really went missing downstream.
 
-import { encodeLineAt, formatTimestamp, type ObsEvent, type Redactor } from '../obs/schema.ts';
+import { formatTimestamp, LineEncoder, type ObsEvent, type Redactor } from '../obs/schema.ts';
 import { type Sink, SinkWriteError, errnoCode } from './sink.ts';
 
 export class LineWriter {
@@ -12,6 +12,7 @@ export class LineWriter {
   private readonly sink: Sink;
   private readonly redact: Redactor | undefined;
   private readonly clock: () => number;
+  private readonly encoder = new LineEncoder();
   /** The error of the last failed write, until a write succeeds (drives /health). */
   lastError: SinkWriteError | null = null;
 
@@ -44,11 +45,12 @@ export class LineWriter {
     if (events.length === 0) return null;
     // One emission time for the whole chunk, formatted once.
     const ts = formatTimestamp(this.clock());
-    let chunk = '';
+    const encoder = this.encoder;
+    encoder.clear();
     let seq = this.nextSeq;
-    for (let index = 0; index < events.length; index++) chunk += encodeLineAt(events[index]!, seq++, ts, this.redact);
+    for (let index = 0; index < events.length; index++) encoder.append(events[index]!, seq++, ts, this.redact);
     try {
-      this.sink.write(chunk);
+      this.sink.write(encoder.bytes());
     } catch (error) {
       this.lastError = error instanceof SinkWriteError ? error : new SinkWriteError(errnoCode(error), String(error));
       return this.lastError;

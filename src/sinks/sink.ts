@@ -18,8 +18,12 @@ export interface Sink {
   /** `stdout` or the file path, as printed in `control_plane.started`. */
   readonly description: string;
   readonly stats: SinkStats;
-  /** Appends `chunk` (whole `\n`-terminated lines) in one write; throws SinkWriteError on failure. */
-  write(chunk: string): void;
+  /**
+   * Appends `chunk` (whole `\n`-terminated lines, UTF-8) in one write; throws
+   * SinkWriteError on failure. The bytes are the caller's reusable buffer:
+   * a sink must not keep them after it returns.
+   */
+  write(chunk: Uint8Array): void;
   /** Reopens the output (SIGHUP, for logrotate). Never throws: a failure surfaces on the next write. */
   reopen(): void;
   /** Flushes and releases the output at shutdown. Never throws. */

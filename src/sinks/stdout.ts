@@ -22,7 +22,7 @@ export function sleepSync(ms: number): void {
  * Writes all of `bytes` to `fd`, retrying short writes and EAGAIN until the
  * deadline. Throws SinkWriteError on any other error or when the deadline passes.
  */
-export function writeAllSync(fd: number, bytes: Buffer, deadlineMs: number, now: () => number = Date.now): void {
+export function writeAllSync(fd: number, bytes: Uint8Array, deadlineMs: number, now: () => number = Date.now): void {
   let offset = 0;
   let giveUpAt = 0;
   while (offset < bytes.length) {
@@ -51,9 +51,9 @@ export class StdoutSink implements Sink {
     this.fd = fd;
   }
 
-  write(chunk: string): void {
+  write(chunk: Uint8Array): void {
     try {
-      writeAllSync(this.fd, Buffer.from(chunk, 'utf8'), FULL_PIPE_DEADLINE_MS);
+      writeAllSync(this.fd, chunk, FULL_PIPE_DEADLINE_MS);
     } catch (error) {
       this.stats.writeErrors++;
       throw error instanceof SinkWriteError ? error : new SinkWriteError(errnoCode(error), String(error));

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { redactPhoneNumbers } from '../../src/obs/redact.ts';
 import fc from 'fast-check';
 import { secondsToTimestamp } from '../../src/obs/livekit.ts';
-import { encodeLine, FIELD_ORDER, formatTimestamp, type ObsEvent } from '../../src/obs/schema.ts';
+import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
 
 const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
 
@@ -74,4 +74,41 @@ test('secondsToTimestamp formats LiveKit createdAt seconds, refusing what is not
   assert.equal(secondsToTimestamp(1_764_494_882n), '2025-11-30T09:28:02.000Z');
   assert.equal(secondsToTimestamp(0n), undefined);
   assert.equal(secondsToTimestamp(253_402_300_800n), undefined);
+});
+
+test('LineEncoder writes exactly what JSON.stringify writes for the same fields in order, whatever the values', () => {
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('', '"', '\\', '\u2028', '\ud800', 'a\u007fb', '+14155550123'));
+  const value = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.array(text, { maxLength: 3 }));
+  const fields = fc.dictionary(fc.constantFrom(...FIELD_ORDER), value, { maxKeys: 8 });
+  const event = fc.record({ level: fc.constantFrom('info', 'warn', 'error'), event_type: fc.constantFrom(...EVENT_TYPES), session_id: fc.option(text, { nil: null }), fields });
+  fc.assert(
+    fc.property(fc.array(event, { minLength: 1, maxLength: 4 }), fc.nat(), (events, seq) => {
+      const encoder = new LineEncoder();
+      let expected = '';
+      events.forEach(({ level, event_type, session_id, fields }, index) => {
+        const obs = { level, event_type, session_id, ...fields } as ObsEvent;
+        encoder.append(obs, seq + index, '2026-11-30T09:28:01.007Z');
+        const reference: Record<string, unknown> = { ts: '2026-11-30T09:28:01.007Z', seq: seq + index, level, component: 'control_plane', event_type, session_id };
+        for (const name of FIELD_ORDER) if (fields[name] !== undefined) reference[name] = fields[name];
+        expected += `${JSON.stringify(reference)}\n`;
+        assert.equal(encodeLine(obs, seq + index, TS), `${JSON.stringify({ ...reference, ts: new Date(TS).toISOString() })}\n`);
+      });
+      assert.equal(encoder.bytes().toString('utf8'), expected);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('LineEncoder grows for a group larger than its buffer, and clear() empties it', () => {
+  const encoder = new LineEncoder();
+  const big = { level: 'info', event_type: 'provider.event', session_id: 'RM_1', detail: 'x'.repeat(3 * 1024 * 1024), error: 'é'.repeat(100_000) } as ObsEvent;
+  encoder.append(big, 1, '2026-11-30T09:28:01.007Z');
+  encoder.append(big, 2, '2026-11-30T09:28:01.007Z');
+  const lines = encoder.bytes().toString('utf8').split('\n');
+  assert.equal(lines.length, 3);
+  assert.equal(JSON.parse(lines[1]!).detail.length, 3 * 1024 * 1024);
+  encoder.clear();
+  assert.equal(encoder.bytes().length, 0);
+  encoder.append({ level: 'info', event_type: 'webhook.received', session_id: null } as ObsEvent, 3, '2026-11-30T09:28:01.007Z');
+  assert.equal(encoder.bytes().toString('utf8'), '{"ts":"2026-11-30T09:28:01.007Z","seq":3,"level":"info","component":"control_plane","event_type":"webhook.received","session_id":null}\n');
 });

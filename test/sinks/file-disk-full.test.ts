@@ -29,7 +29,7 @@ test('disk full on a real filesystem: no partial line, ENOSPC thrown, writing re
   let failure: unknown = null;
   for (let n = 0; n < 100 && failure === null; n++) {
     try {
-      sink.write(chunk(n));
+      sink.write(Buffer.from(chunk(n)));
       written.push(3 * n, 3 * n + 1, 3 * n + 2);
     } catch (error) {
       failure = error;
@@ -41,12 +41,12 @@ test('disk full on a real filesystem: no partial line, ENOSPC thrown, writing re
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), written, 'exactly the acknowledged chunks, whole');
 
   // Still full: failing again changes nothing.
-  assert.throws(() => sink.write(chunk(1000)), SinkWriteError);
+  assert.throws(() => sink.write(Buffer.from(chunk(1000))), SinkWriteError);
   assert.equal(sink.stats.writeErrors, 2);
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), written);
 
   unlinkSync(filler);
-  sink.write(chunk(2000));
+  sink.write(Buffer.from(chunk(2000)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [...written, 6000, 6001, 6002]);
 });
 
@@ -62,7 +62,7 @@ test('disk full during a size rotation: the rotated file stays whole and the sin
   let failures = 0;
   for (let n = 0; n < 200; n++) {
     try {
-      sink.write(line(n, 700));
+      sink.write(Buffer.from(line(n, 700)));
       written.push(n);
     } catch (error) {
       assert.ok(error instanceof SinkWriteError, String(error));
@@ -72,7 +72,7 @@ test('disk full during a size rotation: the rotated file stays whole and the sin
   assert.ok(failures > 0, 'the disk filled up');
   assert.ok(sink.stats.rotations > 0, 'rotations happened');
   unlinkSync(filler);
-  sink.write(line(1000, 700));
+  sink.write(Buffer.from(line(1000, 700)));
   written.push(1000);
   const found: number[] = [];
   for (const name of readdirSync(directory).filter((entry) => entry.startsWith('app.log'))) {

@@ -22,8 +22,8 @@ test('appends each chunk whole and creates the missing directory', (t) => {
   const path = join(directory, 'nested', 'deeper', 'app.log');
   const sink = openSink(t, { path });
   assert.equal(sink.description, path);
-  sink.write(line(1) + line(2));
-  sink.write(line(3));
+  sink.write(Buffer.from(line(1) + line(2)));
+  sink.write(Buffer.from(line(3)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 2, 3]);
   assert.equal(statSync(path).mode & 0o777 & ~0o640, 0, 'created no more permissive than 0640');
 });
@@ -33,7 +33,7 @@ test('keeps what the file held before start and appends after it', (t) => {
   const path = join(directory, 'app.log');
   writeFileSync(path, line(1));
   const sink = openSink(t, { path });
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 2]);
 });
 
@@ -44,7 +44,7 @@ test('at start, cuts off an unterminated last line left by a write that a kill -
   writeFileSync(path, line(1) + cut);
   const sink = openSink(t, { path });
   assert.equal(sink.droppedPartialBytes, cut.length);
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 3]);
 });
 
@@ -72,10 +72,10 @@ test('rotates by renaming to <file>.<UTC second> when the next write would pass 
   const path = join(directory, 'app.log');
   const clock = manualClock('2025-01-02T03:04:05.678Z');
   const sink = openSink(t, { path, maxSize: 100, now: clock.now });
-  sink.write(line(1)); // 40
-  sink.write(line(2)); // 80
+  sink.write(Buffer.from(line(1))); // 40
+  sink.write(Buffer.from(line(2))); // 80
   assert.equal(sink.stats.rotations, 0);
-  sink.write(line(3)); // would be 120 > 100: rotate first
+  sink.write(Buffer.from(line(3))); // would be 120 > 100: rotate first
   assert.equal(sink.stats.rotations, 1);
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.20250102T030405Z']);
   assert.deepEqual(lineNumbers(readFileSync(`${path}.20250102T030405Z`, 'utf8')), [1, 2]);
@@ -86,11 +86,11 @@ test('a file that reaches exactly the maximum size is not rotated early', (t) =>
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path, maxSize: 80 });
-  sink.write(line(1));
-  sink.write(line(2));
+  sink.write(Buffer.from(line(1)));
+  sink.write(Buffer.from(line(2)));
   assert.equal(statSync(path).size, 80);
   assert.equal(sink.stats.rotations, 0);
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   assert.equal(sink.stats.rotations, 1);
 });
 
@@ -99,7 +99,7 @@ test('rotations within the same second get -1, -2 and never overwrite each other
   const path = join(directory, 'app.log');
   const clock = manualClock('2025-01-02T03:04:05.000Z');
   const sink = openSink(t, { path, maxSize: 40, now: clock.now });
-  for (let n = 1; n <= 4; n++) sink.write(line(n));
+  for (let n = 1; n <= 4; n++) sink.write(Buffer.from(line(n)));
   assert.equal(sink.stats.rotations, 3);
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.20250102T030405Z', 'app.log.20250102T030405Z-1', 'app.log.20250102T030405Z-2']);
   assert.deepEqual(lineNumbers(readFileSync(`${path}.20250102T030405Z`, 'utf8')), [1]);
@@ -113,9 +113,9 @@ test('a chunk larger than the maximum size goes whole into a fresh file instead 
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path, maxSize: 50 });
   const big = line(1, 200);
-  sink.write(big);
+  sink.write(Buffer.from(big));
   assert.equal(sink.stats.rotations, 0, 'an empty file is never rotated');
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   assert.equal(sink.stats.rotations, 1);
   assert.equal(readFileSync(path, 'utf8'), line(2));
 });
@@ -127,14 +127,14 @@ test('a rotation the directory refuses (EACCES) reports it, keeps writing past t
   const problems: string[] = [];
   const sink = new FileSink({ path, maxSize: 80, keep: 5, compress: false, fsync: 'never', now: clock.now, reportProblem: (message) => problems.push(message) });
   t.after(() => sink.close());
-  sink.write(line(1));
-  sink.write(line(2));
+  sink.write(Buffer.from(line(1)));
+  sink.write(Buffer.from(line(2)));
   const refused = replaceFs('renameSync', () => {
     throw errnoError('EACCES', 'permission denied');
   });
   t.after(refused.restore);
-  sink.write(line(3)); // would rotate: refused, written anyway
-  sink.write(line(4)); // no new attempt yet
+  sink.write(Buffer.from(line(3))); // would rotate: refused, written anyway
+  sink.write(Buffer.from(line(4))); // no new attempt yet
   assert.equal(refused.calls(), 1, 'one attempt, then a pause');
   assert.equal(sink.stats.writeErrors, 0);
   assert.equal(sink.stats.rotations, 0);
@@ -142,7 +142,7 @@ test('a rotation the directory refuses (EACCES) reports it, keeps writing past t
   assert.match(problems[0]!, /cannot rotate .*app\.log .*EACCES.*past --log-max-size/);
   refused.restore();
   clock.advance(10_000);
-  sink.write(line(5));
+  sink.write(Buffer.from(line(5)));
   assert.equal(sink.stats.rotations, 1);
   assert.deepEqual(lineNumbers(readFileSync(`${path}.20250102T030415Z`, 'utf8')), [1, 2, 3, 4]);
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [5]);
@@ -164,7 +164,7 @@ test('keeps the newest --log-keep rotated files and deletes only names of its ow
   const clock = manualClock('2025-01-02T03:04:00.000Z');
   const sink = openSink(t, { path, maxSize: 40, keep: 2, now: clock.now });
   for (let n = 1; n <= 6; n++) {
-    sink.write(line(n)); // write n (n ≥ 2) rotates the file holding n - 1, at second n - 1
+    sink.write(Buffer.from(line(n))); // write n (n ≥ 2) rotates the file holding n - 1, at second n - 1
     clock.advance(1000);
   }
   await sink.idle();
@@ -179,7 +179,7 @@ test('keep orders same-second rotations by their counter, -10 after -9', async (
   const path = join(directory, 'app.log');
   const clock = manualClock('2025-01-02T03:04:05.000Z');
   const sink = openSink(t, { path, maxSize: 40, keep: 3, now: clock.now });
-  for (let n = 0; n <= 11; n++) sink.write(line(n));
+  for (let n = 0; n <= 11; n++) sink.write(Buffer.from(line(n)));
   await sink.idle();
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.20250102T030405Z-10', 'app.log.20250102T030405Z-8', 'app.log.20250102T030405Z-9']);
   assert.deepEqual(lineNumbers(readFileSync(`${path}.20250102T030405Z-10`, 'utf8')), [10]);
@@ -189,7 +189,7 @@ test('keep 0 deletes every rotated file', async (t) => {
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path, maxSize: 40, keep: 0 });
-  for (let n = 1; n <= 3; n++) sink.write(line(n));
+  for (let n = 1; n <= 3; n++) sink.write(Buffer.from(line(n)));
   await sink.idle();
   assert.deepEqual(sortedNames(directory), ['app.log']);
 });
@@ -202,7 +202,7 @@ test('compresses rotated files in the background: valid gzip, same bytes, same m
   let expected = '';
   for (let n = 1; n <= 100; n++) {
     const text = line(n);
-    sink.write(text);
+    sink.write(Buffer.from(text));
     if (sink.stats.rotations === 0) expected += text;
   }
   assert.equal(sink.stats.rotations, 1);
@@ -223,11 +223,11 @@ test('the same-second counter also skips names that exist only compressed', asyn
   const path = join(directory, 'app.log');
   const clock = manualClock('2025-01-02T03:04:05.000Z');
   const sink = openSink(t, { path, maxSize: 40, compress: true, now: clock.now });
-  sink.write(line(1));
-  sink.write(line(2));
+  sink.write(Buffer.from(line(1)));
+  sink.write(Buffer.from(line(2)));
   await sink.idle();
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.20250102T030405Z.gz']);
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   await sink.idle();
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.20250102T030405Z-1.gz', 'app.log.20250102T030405Z.gz']);
   assert.deepEqual(lineNumbers(readMaybeGzip(`${path}.20250102T030405Z.gz`)), [1]);
@@ -278,11 +278,11 @@ test('fsync always: one fdatasync per write, before write() returns; never: none
     original(fd);
   });
   t.after(spy.restore);
-  never.write(line(1));
-  never.write(line(2));
+  never.write(Buffer.from(line(1)));
+  never.write(Buffer.from(line(2)));
   assert.equal(spy.calls(), 0);
-  always.write(line(1));
-  always.write(line(2));
+  always.write(Buffer.from(line(1)));
+  always.write(Buffer.from(line(2)));
   assert.equal(spy.calls(), 2);
   spy.restore();
 });
@@ -291,16 +291,16 @@ test('a failed fdatasync is a failed write: the chunk is taken back out and the 
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path, fsync: 'always' });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   const failing = replaceFs('fdatasyncSync', () => {
     throw errnoError('EIO', 'fdatasync');
   });
   t.after(failing.restore);
-  assert.throws(() => sink.write(line(2)), (error: unknown) => error instanceof SinkWriteError && error.code === 'EIO');
+  assert.throws(() => sink.write(Buffer.from(line(2))), (error: unknown) => error instanceof SinkWriteError && error.code === 'EIO');
   failing.restore();
   assert.equal(sink.stats.writeErrors, 1);
   assert.equal(readFileSync(path, 'utf8'), line(1), 'the unacknowledged chunk is not left in the file');
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 3]);
 });
 
@@ -308,7 +308,7 @@ test('a short write followed by ENOSPC is truncated back: no partial line, then 
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   let attempt = 0;
   const diskFull = replaceWriteSync((original, fd, buffer, offset, length) => {
     attempt++;
@@ -316,12 +316,12 @@ test('a short write followed by ENOSPC is truncated back: no partial line, then 
     throw errnoError('ENOSPC', 'no space left on device');
   });
   t.after(diskFull.restore);
-  assert.throws(() => sink.write(line(2) + line(3)), (error: unknown) => error instanceof SinkWriteError && error.code === 'ENOSPC');
+  assert.throws(() => sink.write(Buffer.from(line(2) + line(3))), (error: unknown) => error instanceof SinkWriteError && error.code === 'ENOSPC');
   diskFull.restore();
   assert.equal(attempt, 2);
   assert.equal(sink.stats.writeErrors, 1);
   assert.equal(readFileSync(path, 'utf8'), line(1));
-  sink.write(line(4));
+  sink.write(Buffer.from(line(4)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 4]);
 });
 
@@ -333,7 +333,7 @@ test('a short write followed by ENOSPC is truncated back: no partial line, then 
 function fragmentThatCannotBeTruncated(t: TestContext) {
   const path = join(temporaryDirectory(t), 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   let attempt = 0;
   const partial = replaceWriteSync((original, fd, buffer, offset) => {
     if (++attempt === 1) return original(fd, buffer, offset, 10);
@@ -351,9 +351,9 @@ function fragmentThatCannotBeTruncated(t: TestContext) {
 
 test('when even the truncation fails, the next chunk starts on a new line instead of joining the fragment', (t) => {
   const { path, sink, partial, noTruncate } = fragmentThatCannotBeTruncated(t);
-  assert.throws(() => sink.write(line(2)), SinkWriteError);
+  assert.throws(() => sink.write(Buffer.from(line(2))), SinkWriteError);
   partial.restore();
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   noTruncate.restore();
   const text = readFileSync(path, 'utf8');
   const entries = text.split('\n');
@@ -365,13 +365,13 @@ test('when even the truncation fails, the next chunk starts on a new line instea
 
 test('a fragment whose truncation failed is removed by the next attempt, even when that write fails too', (t) => {
   const { path, sink, partial, noTruncate } = fragmentThatCannotBeTruncated(t);
-  assert.throws(() => sink.write(line(2)), SinkWriteError);
+  assert.throws(() => sink.write(Buffer.from(line(2))), SinkWriteError);
   noTruncate.restore();
   assert.equal(readFileSync(path, 'utf8'), line(1) + line(2).slice(0, 10), 'the fragment is still there');
-  assert.throws(() => sink.write(line(3)), SinkWriteError); // the fragment goes, then this write fails too
+  assert.throws(() => sink.write(Buffer.from(line(3))), SinkWriteError); // the fragment goes, then this write fails too
   partial.restore();
   assert.equal(readFileSync(path, 'utf8'), line(1), 'back to whole lines, nothing appended by the undo');
-  sink.write(line(4));
+  sink.write(Buffer.from(line(4)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 4]);
 });
 
@@ -380,9 +380,9 @@ test('a removed directory is recreated on the next write, which succeeds', (t) =
   const logDirectory = join(directory, 'logs');
   const path = join(logDirectory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   rmSync(logDirectory, { recursive: true });
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   assert.equal(sink.stats.writeErrors, 0);
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [2], 'not written into the deleted file');
 });
@@ -391,9 +391,9 @@ test('a deleted file is recreated instead of writing into the deleted inode', (t
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   unlinkSync(path);
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [2]);
 });
 
@@ -402,21 +402,21 @@ test('when the path cannot be opened: SinkWriteError, backoff between attempts, 
   const logDirectory = join(directory, 'logs');
   const path = join(logDirectory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   rmSync(logDirectory, { recursive: true });
   writeFileSync(logDirectory, 'a file where the directory was\n'); // mkdir and open now fail
   const opens = replaceFs('openSync', (original, ...args) => original(...args));
   t.after(opens.restore);
-  assert.throws(() => sink.write(line(2)), (error: unknown) => error instanceof SinkWriteError && (error.code === 'ENOTDIR' || error.code === 'EEXIST'));
+  assert.throws(() => sink.write(Buffer.from(line(2))), (error: unknown) => error instanceof SinkWriteError && (error.code === 'ENOTDIR' || error.code === 'EEXIST'));
   const attemptsAfterFirstFailure = opens.calls();
   assert.ok(attemptsAfterFirstFailure >= 1, 'the first failing write tried to open the path');
-  assert.throws(() => sink.write(line(3)), /next attempt in \d+ ms/);
+  assert.throws(() => sink.write(Buffer.from(line(3))), /next attempt in \d+ ms/);
   assert.equal(opens.calls(), attemptsAfterFirstFailure, 'no open attempt during the backoff');
   opens.restore();
   assert.equal(sink.stats.writeErrors, 2);
   unlinkSync(logDirectory);
   await new Promise((resolve) => setTimeout(resolve, 60));
-  sink.write(line(4));
+  sink.write(Buffer.from(line(4)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [4]);
 });
 
@@ -424,16 +424,16 @@ test('EIO on write closes the descriptor and the next write reopens the path', (
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   const failing = replaceWriteSync(() => {
     throw errnoError('EIO');
   });
   t.after(failing.restore);
-  assert.throws(() => sink.write(line(2)), (error: unknown) => error instanceof SinkWriteError && error.code === 'EIO');
+  assert.throws(() => sink.write(Buffer.from(line(2))), (error: unknown) => error instanceof SinkWriteError && error.code === 'EIO');
   failing.restore();
   const opens = replaceFs('openSync', (original, ...args) => original(...args));
   t.after(opens.restore);
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   opens.restore();
   assert.equal(opens.calls(), 1, 'reopened once');
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 3]);
@@ -443,11 +443,11 @@ test('after logrotate renames the file, the next write goes to a new file at the
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   renameSync(path, `${path}.1`);
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   sink.reopen(); // the SIGHUP of postrotate, arriving late
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   assert.deepEqual(lineNumbers(readFileSync(`${path}.1`, 'utf8')), [1]);
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [2, 3]);
 });
@@ -456,7 +456,7 @@ test('reopen() opens the file now at the path; with nothing moved it changes not
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   const opens = replaceFs('openSync', (original, ...args) => original(...args));
   t.after(opens.restore);
   sink.reopen();
@@ -466,7 +466,7 @@ test('reopen() opens the file now at the path; with nothing moved it changes not
   opens.restore();
   assert.equal(opens.calls(), 1);
   assert.equal(readFileSync(path, 'utf8'), '', 'the new file exists right after reopen()');
-  sink.write(line(2));
+  sink.write(Buffer.from(line(2)));
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [2]);
 });
 
@@ -478,7 +478,7 @@ test('reopen() never throws; its failure surfaces on the next write', (t) => {
   rmSync(logDirectory, { recursive: true });
   writeFileSync(logDirectory, '');
   assert.doesNotThrow(() => sink.reopen());
-  assert.throws(() => sink.write(line(1)), SinkWriteError);
+  assert.throws(() => sink.write(Buffer.from(line(1))), SinkWriteError);
   assert.equal(sink.stats.writeErrors, 1);
 });
 
@@ -486,11 +486,11 @@ test('size rotation does not rename a file that logrotate already moved away', (
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path, maxSize: 100 });
-  sink.write(line(1));
-  sink.write(line(2));
+  sink.write(Buffer.from(line(1)));
+  sink.write(Buffer.from(line(2)));
   renameSync(path, `${path}.1`); // logrotate, between two of our writes
   writeFileSync(path, ''); // as with logrotate's `create`
-  sink.write(line(3)); // our old file is at 80 bytes: no rotation of the new one
+  sink.write(Buffer.from(line(3))); // our old file is at 80 bytes: no rotation of the new one
   assert.equal(sink.stats.rotations, 0);
   assert.deepEqual(sortedNames(directory), ['app.log', 'app.log.1']);
   assert.deepEqual(lineNumbers(readFileSync(`${path}.1`, 'utf8')), [1, 2]);
@@ -501,15 +501,15 @@ test('permission lost on the directory (EACCES checking the path) fails the writ
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   const denied = replaceFs('statSync', (original, ...args) => {
     if (args[0] === path) throw errnoError('EACCES', 'permission denied');
     return original(...args);
   });
   t.after(denied.restore);
-  assert.throws(() => sink.write(line(2)), (error: unknown) => error instanceof SinkWriteError && error.code === 'EACCES');
+  assert.throws(() => sink.write(Buffer.from(line(2))), (error: unknown) => error instanceof SinkWriteError && error.code === 'EACCES');
   denied.restore();
-  sink.write(line(3));
+  sink.write(Buffer.from(line(3)));
   assert.equal(sink.stats.writeErrors, 1);
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1, 3]);
 });
@@ -518,11 +518,11 @@ test('close() syncs and releases; a write after close() fails, a second close() 
   const directory = temporaryDirectory(t);
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
-  sink.write(line(1));
+  sink.write(Buffer.from(line(1)));
   sink.close();
   sink.close();
   sink.reopen();
-  assert.throws(() => sink.write(line(2)), (error: unknown) => error instanceof SinkWriteError && error.code === 'EBADF');
+  assert.throws(() => sink.write(Buffer.from(line(2))), (error: unknown) => error instanceof SinkWriteError && error.code === 'EBADF');
   assert.deepEqual(lineNumbers(readFileSync(path, 'utf8')), [1]);
 });
 

@@ -6,6 +6,7 @@ import { SinkWriteError } from '../../src/sinks/sink.ts';
 import { StdoutSink, writeAllSync } from '../../src/sinks/stdout.ts';
 import { LineWriter } from '../../src/sinks/line-writer.ts';
 import type { ObsEvent } from '../../src/obs/schema.ts';
+import { MemorySink } from '../helpers/memory-sink.ts';
 
 const event: ObsEvent = { level: 'info', event_type: 'webhook.received', session_id: null };
 
@@ -13,7 +14,7 @@ test('a full disk behind stdout (/dev/full) fails the write with ENOSPC instead 
   const fd = openSync('/dev/full', 'w');
   try {
     const sink = new StdoutSink(fd);
-    assert.throws(() => sink.write('{"a":1}\n'), (error: unknown) => error instanceof SinkWriteError && error.code === 'ENOSPC');
+    assert.throws(() => sink.write(Buffer.from('{"a":1}\n')), (error: unknown) => error instanceof SinkWriteError && error.code === 'ENOSPC');
     assert.equal(sink.stats.writeErrors, 1);
   } finally {
     closeSync(fd);
@@ -35,27 +36,15 @@ test('a pipe that stays full fails after the deadline (EAGAIN) instead of spinni
 });
 
 test('LineWriter gives the sequence numbers back when a write fails, so seq has no false gaps', () => {
-  const written: string[] = [];
-  let failNext = false;
-  const sink = {
-    description: 'memory',
-    stats: { writeErrors: 0, rotations: 0 },
-    write(chunk: string) {
-      if (failNext) throw new SinkWriteError('ENOSPC', 'full');
-      written.push(chunk);
-    },
-    reopen() {},
-    close() {},
-  };
+  const sink = new MemorySink();
   const writer = new LineWriter(sink, { clock: () => 0 });
   assert.equal(writer.write([event, event]), null);
-  failNext = true;
+  sink.failNext = 1;
   assert.equal(writer.write([event])?.code, 'ENOSPC');
   assert.equal(writer.healthy, false);
-  failNext = false;
   assert.equal(writer.write([event]), null);
   assert.equal(writer.healthy, true);
-  const seqs = written.join('').trim().split('\n').map((line) => JSON.parse(line).seq);
+  const seqs = sink.lines().map((line) => line.seq);
   assert.deepEqual(seqs, [1, 2, 3]);
-  assert.equal(written.length, 2, 'one write per call');
+  assert.equal(sink.chunks.length, 2, 'one write per successful call');
 });

@@ -8,35 +8,16 @@ import fc from 'fast-check';
 import type { WebhookEvent } from '@livekit/protocol';
 import { SessionStore, type SessionStoreOptions } from '../../src/obs/sessions.ts';
 import { LineWriter } from '../../src/sinks/line-writer.ts';
-import { type Sink, SinkWriteError } from '../../src/sinks/sink.ts';
 import { RecentIds } from '../../src/webhook/dedup.ts';
 import { GroupCommit, type GroupResult } from '../../src/webhook/group-commit.ts';
 import { mapVerifiedWebhook, stateKeysOf, type WebhookOutcome } from '../../src/webhook/pipeline.ts';
 import { envelope, type JsonObject, newRoom, roomJson, sampleWebhook, sipParticipant } from '../../src/webhook/samples.ts';
 import { decode, RoomScript } from '../obs/sessions.helpers.ts';
 import { realishEvents } from '../helpers/event-streams.ts';
+import { MemorySink } from '../helpers/memory-sink.ts';
 
 const NOW_MS = Date.UTC(2026, 10, 30, 12, 0, 0);
 const SCALE = Number(process.env.PROPERTY_RUNS_SCALE ?? '1');
-
-/** An in-memory output whose writes fail while `failing()` says so. */
-class MemorySink implements Sink {
-  readonly description = 'memory';
-  readonly stats = { writeErrors: 0, rotations: 0 };
-  text = '';
-  writes = 0;
-  constructor(private readonly failing: () => boolean = () => false) {}
-  write(chunk: string): void {
-    this.writes++;
-    if (this.failing()) {
-      this.stats.writeErrors++;
-      throw new SinkWriteError('ENOSPC', 'no space left on device');
-    }
-    this.text += chunk;
-  }
-  reopen(): void {}
-  close(): void {}
-}
 
 interface World {
   readonly sink: MemorySink;
