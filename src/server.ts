@@ -133,7 +133,7 @@ export class WebhookServer {
   private readonly group: GroupCommit;
   /** options.pipeline, plus the group commit's hook. */
   private readonly pipeline: PipelineContext;
-  /** Open sockets, least recently active first (a request starting or finishing moves a socket to the end). */
+  /** Open sockets, least recently active first (a request starting moves its socket to the end). */
   private readonly connections = new Map<Socket, ConnectionState>();
   /** Sockets answered 503 at the connection cap: whatever they send is ignored until they close. */
   private readonly refusedSockets = new WeakSet<Socket>();
@@ -278,8 +278,10 @@ export class WebhookServer {
       request.resume();
       return;
     }
+    // A request in processing is never evicted (busy); one just answered
+    // was touched when it started, milliseconds ago: no need to touch it
+    // again when it finishes.
     this.touch(socket);
-    response.once('finish', () => this.touch(socket));
     const path = requestPath(request.url ?? '/');
     const method = request.method ?? 'GET';
     if (path === WEBHOOK_PATH) {

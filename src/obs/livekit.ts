@@ -52,15 +52,17 @@ export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, v
 
 /** Unix seconds (bigint, from protojson int64) → RFC 3339 UTC, or undefined when unset. */
 export function secondsToTimestamp(seconds: bigint): string | undefined {
-  if (seconds <= 0n || seconds > 253_402_300_799n) return undefined;
+  // Compared as a number (exact in this range): bigint comparisons cost more.
+  const value = Number(seconds);
+  if (!(value > 0 && value <= 253_402_300_799)) return undefined;
   // Events of a burst share their createdAt second: format each second once.
-  if (seconds !== lastCreatedAt) {
-    lastCreatedAt = seconds;
-    lastCreatedAtText = new Date(Number(seconds) * 1000).toISOString();
+  if (value !== lastCreatedAt) {
+    lastCreatedAt = value;
+    lastCreatedAtText = new Date(value * 1000).toISOString();
   }
   return lastCreatedAtText;
 }
-let lastCreatedAt = 0n;
+let lastCreatedAt = 0;
 let lastCreatedAtText = '';
 
 /** The room SID that names this event's session (SPEC §4), or null when none can be known. */

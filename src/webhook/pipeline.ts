@@ -78,17 +78,19 @@ const NO_STATE: readonly string[] = Object.freeze([]);
  * Everything the mapping of `event` reads or changes besides immutable
  * tables: its id (dedup), its room's session, and the egress or ingress
  * whose troubles are reported once. Two events with no key in common map
- * the same whichever is committed first.
+ * the same whichever is committed first. The keys are the values
+ * themselves, not prefixed by kind: an id equal to some room SID only
+ * costs an early write, and no new string is built per webhook.
  */
 export function stateKeysOf(event: WebhookEvent): string[] {
   const keys: string[] = [];
-  if (event.id) keys.push(`id:${event.id}`);
+  if (event.id) keys.push(event.id);
   const roomSid = event.room?.sid;
-  if (roomSid) keys.push(`room:${roomSid}`);
+  if (roomSid) keys.push(roomSid);
   const egressId = event.egressInfo?.egressId;
-  if (egressId) keys.push(`egress:${egressId}`);
+  if (egressId) keys.push(egressId);
   const ingressId = event.ingressInfo?.ingressId;
-  if (ingressId) keys.push(`ingress:${ingressId}`);
+  if (ingressId) keys.push(ingressId);
   return keys;
 }
 

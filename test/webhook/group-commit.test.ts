@@ -236,13 +236,13 @@ describe('group commit', () => {
 });
 
 describe('stateKeysOf', () => {
-  test('names the id, the room session, and the egress or ingress an event can report trouble for', () => {
+  test('are the id, the room SID, and the egress or ingress id an event can report trouble for', () => {
     const room = newRoom('room-a', 1_800_000_000);
-    assert.deepEqual(stateKeysOf(decode(envelope('room_started', { room: roomJson(room) }, { id: 'EV_1' }))), ['id:EV_1', `room:${room.sid}`]);
+    assert.deepEqual(stateKeysOf(decode(envelope('room_started', { room: roomJson(room) }, { id: 'EV_1' }))), ['EV_1', room.sid]);
     const egress = decode({ ...sampleWebhook('egress_ended', 'room-a', NOW_MS), id: 'EV_2' } as JsonObject);
-    assert.ok(stateKeysOf(egress).some((key) => key.startsWith('egress:EG_')), 'egress id');
+    assert.deepEqual(stateKeysOf(egress), ['EV_2', egress.room!.sid, egress.egressInfo!.egressId]);
     const ingress = decode({ ...sampleWebhook('ingress_ended', 'room-a', NOW_MS), id: 'EV_3' } as JsonObject);
-    assert.ok(stateKeysOf(ingress).some((key) => key.startsWith('ingress:IN_')), 'ingress id');
-    assert.deepEqual(stateKeysOf(decode(envelope('room_started', { room: roomJson(room) }, { id: '' }))), [`room:${room.sid}`]);
+    assert.ok(stateKeysOf(ingress).includes(ingress.ingressInfo!.ingressId), 'ingress id');
+    assert.deepEqual(stateKeysOf(decode(envelope('room_started', { room: roomJson(room) }, { id: '' }))), [room.sid]);
   });
 });
