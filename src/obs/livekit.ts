@@ -13,7 +13,7 @@ import {
   TrackType,
   type WebhookEvent,
 } from '@livekit/protocol';
-import type { EventType, ObsEvent } from './schema.ts';
+import { type EventType, formatSeconds, type ObsEvent } from './schema.ts';
 
 /** LiveKit event name → OBS-00 event type. Names not listed map to `livekit.event.unknown`. */
 export const LIVEKIT_EVENT_TYPES: Readonly<Record<string, EventType>> = {
@@ -54,16 +54,8 @@ export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, v
 export function secondsToTimestamp(seconds: bigint): string | undefined {
   // Compared as a number (exact in this range): bigint comparisons cost more.
   const value = Number(seconds);
-  if (!(value > 0 && value <= 253_402_300_799)) return undefined;
-  // Events of a burst share their createdAt second: format each second once.
-  if (value !== lastCreatedAt) {
-    lastCreatedAt = value;
-    lastCreatedAtText = new Date(value * 1000).toISOString();
-  }
-  return lastCreatedAtText;
+  return value > 0 && value <= 253_402_300_799 ? formatSeconds(value) : undefined;
 }
-let lastCreatedAt = 0;
-let lastCreatedAtText = '';
 
 /** The room SID that names this event's session (SPEC §4), or null when none can be known. */
 export function sessionIdOf(event: WebhookEvent): string | null {

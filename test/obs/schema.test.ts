@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { redactPhoneNumbers } from '../../src/obs/redact.ts';
 import fc from 'fast-check';
 import { secondsToTimestamp } from '../../src/obs/livekit.ts';
-import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
+import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
 
 const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
 
@@ -111,4 +111,17 @@ test('LineEncoder grows for a group larger than its buffer, and clear() empties 
   assert.equal(encoder.bytes().length, 0);
   encoder.append({ level: 'info', event_type: 'webhook.received', session_id: null } as ObsEvent, 3, '2026-11-30T09:28:01.007Z');
   assert.equal(encoder.bytes().toString('utf8'), '{"ts":"2026-11-30T09:28:01.007Z","seq":3,"level":"info","component":"control_plane","event_type":"webhook.received","session_id":null}\n');
+});
+
+test('formatSeconds equals toISOString for every whole second with a four-digit year', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 253_402_300_799 }), fc.array(fc.integer({ min: -90_000, max: 90_000 }), { maxLength: 6 }), (start, steps) => {
+      for (const seconds of [start, ...steps.map((step) => start + step)]) {
+        if (seconds < 1 || seconds > 253_402_300_799) continue;
+        assert.equal(formatSeconds(seconds), new Date(seconds * 1000).toISOString(), `at ${seconds}`);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  for (const seconds of [1, 59, 60, 3599, 3600, 86_399, 86_400, 951_782_400, 253_402_300_799]) assert.equal(formatSeconds(seconds), new Date(seconds * 1000).toISOString());
 });
