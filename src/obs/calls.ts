@@ -154,8 +154,14 @@ export const showsAnswered = (status: string | undefined): boolean => status !==
 // ------------------------------------------------------------- lines
 
 export function withoutUndefined<T extends Record<string, unknown>>(object: T): T {
-  for (const key of Object.keys(object)) if (object[key] === undefined) delete object[key];
-  return object;
+  // A copy rather than `delete`: deleting turns an object into a slow dictionary.
+  const defined: Record<string, unknown> = {};
+  const keys = Object.keys(object);
+  for (let index = 0; index < keys.length; index++) {
+    const value = object[keys[index]!];
+    if (value !== undefined) defined[keys[index]!] = value;
+  }
+  return defined as T;
 }
 
 function callIdentity(room: RoomRef, call: CallRecord, webhookId: string | undefined): Record<string, FieldValue | undefined> {
