@@ -119,23 +119,41 @@ export async function processWebhook(request: WebhookRequest, context: PipelineC
  * reactions per webhook. May throw where processWebhook would reject.
  */
 export function processWebhookNow(request: WebhookRequest, context: PipelineContext): WebhookOutcome | Promise<WebhookOutcome> {
+  const checked = checkWebhookNow(request, context);
+  if (checked instanceof Promise) return checked.then((result) => mapChecked(result, request, context));
+  return mapChecked(checked, request, context);
+}
+
+/** A webhook after verification and decoding: its event, or the outcome that refuses it. */
+export type CheckedWebhook = { readonly event: WebhookEvent; readonly refused?: undefined } | { readonly event?: undefined; readonly refused: WebhookOutcome };
+
+/**
+ * The stateless half of processWebhookNow: verification and decoding,
+ * which read and change no state, so the server can run them for a whole
+ * turn's webhooks before mapping any (mapChecked). A promise only when jose
+ * must decide the token.
+ */
+export function checkWebhookNow(request: WebhookRequest, context: PipelineContext): CheckedWebhook | Promise<CheckedWebhook> {
   if (!context.insecureSkipVerify) {
     const options = { keys: context.keys(), nowMs: request.receivedAtMs, clockToleranceMs: context.clockToleranceMs };
     const verdict = verifyLiveKitWebhook(request.authorization, request.body, options);
     if (verdict === undefined) {
-      return verifyWebhookWithJose(request.authorization, request.body, options).then((joseVerdict) => (joseVerdict.ok ? processVerified(request, context) : rejected(401, joseVerdict.reason)));
+      return verifyWebhookWithJose(request.authorization, request.body, options).then((joseVerdict) => (joseVerdict.ok ? decodeChecked(request) : { refused: rejected(401, joseVerdict.reason) }));
     }
-    if (!verdict.ok) return rejected(401, verdict.reason);
+    if (!verdict.ok) return { refused: rejected(401, verdict.reason) };
   }
-  return processVerified(request, context);
+  return decodeChecked(request);
 }
 
-function processVerified(request: WebhookRequest, context: PipelineContext): WebhookOutcome {
-  // From here to the return everything is synchronous: no other request can
-  // interleave between the dedup check, the mapping and the server's write.
+function decodeChecked(request: WebhookRequest): CheckedWebhook {
   const decoded = decodeWebhook(request.body);
-  if (!decoded.ok) return rejected(400, decoded.reason, decoded.reason === 'invalid_webhook_event' ? decodeDetail(decoded.detail) : undefined);
-  return mapVerifiedWebhook(decoded.event, request.receivedAtMs, context);
+  if (!decoded.ok) return { refused: rejected(400, decoded.reason, decoded.reason === 'invalid_webhook_event' ? decodeDetail(decoded.detail) : undefined) };
+  return { event: decoded.event };
+}
+
+/** The stateful half: dedup and mapping of a checked webhook (its outcome as is when it was refused). */
+export function mapChecked(checked: CheckedWebhook, request: WebhookRequest, context: PipelineContext): WebhookOutcome {
+  return checked.refused ?? mapVerifiedWebhook(checked.event, request.receivedAtMs, context);
 }
 
 /** dedup + map for an event that passed verification and decoding. */
