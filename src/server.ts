@@ -178,8 +178,8 @@ export class WebhookServer {
       try {
         if ('error' in result) throw result.error;
         if (result instanceof Promise) {
-          result.then(
-            (resolved) => this.deliver(response, startedAt, mapChecked(resolved, request, pipeline), done),
+          result.then((resolved) => mapChecked(resolved, request, pipeline)).then(
+            (outcome) => this.deliver(response, startedAt, outcome, done),
             (error: unknown) => {
               failed(error);
               done();
