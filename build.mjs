@@ -64,12 +64,16 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 // replaces them, to compare variants with bench/ab-style runs):
 // - V8 grows the young generation to 16 MiB semi-spaces under a webhook
 //   burst; 2 MiB keeps peak RSS under 100 MB (bench: 120 -> 97 MB) at no
-//   measurable CPU cost.
+//   measurable CPU cost. The minimum is pinned to the same 2 MiB: with only
+//   a maximum, about half the bursts ran in another mode (--trace-gc-nvp:
+//   ~100 MB of short-lived objects promoted instead of ~7 MB, old space
+//   growing to 45 MB between collections, peak RSS ~120 MB, CPU +15%);
+//   with min = max, 8 runs of 8 stayed in the normal mode (RSS 89-100 MB).
 // - Two V8 platform threads instead of four: on the small VMs this runs on
 //   (and in the 2-core bench, shared with the load generator) the extra GC
 //   helpers only compete for the cores. Same-run bench, 5 repeats, twice:
 //   +5-9% webhooks/s, p99 -10%, peak RSS -3 MB.
-const DEFAULT_EXEC_ARGV = '--max-semi-space-size=2 --v8-pool-size=2';
+const DEFAULT_EXEC_ARGV = '--max-semi-space-size=2 --min-semi-space-size=2 --v8-pool-size=2';
 const EXEC_ARGV = (process.env.CONTROL_PLANE_EXEC_ARGV ?? DEFAULT_EXEC_ARGV).split(' ').filter(Boolean);
 
 mkdirSync(work, { recursive: true });
