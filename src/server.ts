@@ -128,8 +128,23 @@ function rawAnswer(status: number, reason: string, extraHeaders = ''): string {
   );
 }
 
+/**
+ * The first value of a header, read from rawHeaders: the first is what
+ * `request.headers` keeps for Authorization and Content-Length, and a
+ * webhook needs only these two, so the headers object (one more object and
+ * a step per header, built on first access) is never built for it.
+ */
+export function firstHeader(request: IncomingMessage, lowerCaseName: string): string | undefined {
+  const raw = request.rawHeaders;
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index]!;
+    if (name.length === lowerCaseName.length && (name === lowerCaseName || name.toLowerCase() === lowerCaseName)) return raw[index + 1];
+  }
+  return undefined;
+}
+
 function declaredLength(request: IncomingMessage): number | undefined {
-  const header = request.headers['content-length'];
+  const header = firstHeader(request, 'content-length');
   if (header === undefined) return undefined;
   const value = Number(header);
   return Number.isFinite(value) ? value : undefined;
@@ -421,7 +436,7 @@ export class WebhookServer {
         this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
         this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
       };
-      this.ready.push({ request: { authorization: request.headers.authorization, body, receivedAtMs }, response, startedAt, done, failed });
+      this.ready.push({ request: { authorization: firstHeader(request, 'authorization'), body, receivedAtMs }, response, startedAt, done, failed });
       if (this.ready.length === 1) setImmediate(this.processReady);
     };
 
@@ -436,7 +451,7 @@ export class WebhookServer {
     const checkToken = (): void => {
       token = 'checking';
       request.pause();
-      this.tokenRefusal(request.headers.authorization).then((reason) => {
+      this.tokenRefusal(firstHeader(request, 'authorization')).then((reason) => {
         if (settled) return;
         if (reason === undefined) {
           token = 'valid';
