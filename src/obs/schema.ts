@@ -210,8 +210,12 @@ export class LineEncoder {
   /** Appends `event` as one line; `ts` is formatted (formatTimestamp), `seq` the per-process line counter. */
   append(event: ObsEvent, seq: number, ts: string, redact?: Redactor): void {
     if (ts !== this.tsText) {
+      // A new millisecond: `{"ts":"` and the timestamp, kept as bytes for the lines that share it.
       this.tsText = ts;
-      this.tsPart = latin1(`{"ts":"${ts}`);
+      const part = this.tsPart.length === ts.length + 7 ? this.tsPart : new Uint8Array(ts.length + 7);
+      const prefix = '{"ts":"' + ts;
+      for (let index = 0; index < prefix.length; index++) part[index] = prefix.charCodeAt(index);
+      this.tsPart = part;
     }
     this.reserve(LINE_HEADROOM);
     this.copy(this.tsPart);
@@ -266,6 +270,19 @@ export class LineEncoder {
 
   /** A number as JSON.stringify writes it (non-finite: null); the line's headroom has room for it. */
   private number(value: number): void {
+    if (Number.isSafeInteger(value) && value >= 0) {
+      // The common case (seq, durations): digits written in place, no string.
+      const buffer = this.buffer;
+      let end = this.length;
+      for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) end++;
+      this.length = end + 1;
+      let rest = value;
+      do {
+        buffer[end--] = 0x30 + (rest % 10);
+        rest = Math.floor(rest / 10);
+      } while (rest > 0);
+      return;
+    }
     const text = Number.isFinite(value) ? String(value) : 'null';
     const buffer = this.buffer;
     let at = this.length;
