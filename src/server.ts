@@ -94,14 +94,31 @@ export interface ServerOptions {
   readonly clock?: () => number;
 }
 
-/** A webhook whose body is complete, waiting for processReady. */
-interface ReadyWebhook {
-  readonly request: WebhookRequest;
+/** One POST /webhook, from its headers to its answer. */
+interface WebhookExchange {
+  readonly request: IncomingMessage;
   readonly response: ServerResponse;
   readonly startedAt: number;
-  readonly done: () => void;
-  readonly failed: (error: unknown) => void;
+  readonly receivedAtMs: number;
+  readonly connection: ConnectionState | undefined;
+  /** `Expect: 100-continue` not answered yet. */
+  expectsContinue: boolean;
+  readonly chunks: Buffer[];
+  size: number;
+  bodyComplete: boolean;
+  /** Answered or handed to the pipeline: nothing more to read for. */
+  settled: boolean;
+  token: 'unchecked' | 'checking' | 'valid';
+  /** Handed to the pipeline and not answered yet. */
+  processing: boolean;
+  responseClosed: boolean;
+  /** Counted out of inFlight. */
+  finished: boolean;
+  /** What the pipeline is given, once the body is complete. */
+  webhook: WebhookRequest | null;
 }
+
+const ignoreError = (): void => {};
 
 /** Per open connection: how many of its requests are being processed (verified, written, answered). */
 interface ConnectionState {
@@ -173,7 +190,7 @@ export class WebhookServer {
    * its code and data hot (same-run bench: main-thread CPU per webhook
    * 44.5 -> 37.5-39 us, p99 -5 to -10%).
    */
-  private ready: ReadyWebhook[] = [];
+  private ready: WebhookExchange[] = [];
   private readonly processReady = (): void => {
     const batch = this.ready;
     this.ready = [];
@@ -182,30 +199,26 @@ export class WebhookServer {
     const checked: Array<CheckedWebhook | Promise<CheckedWebhook> | { readonly error: unknown }> = [];
     for (let index = 0; index < batch.length; index++) {
       try {
-        checked.push(checkWebhookNow(batch[index]!.request, pipeline));
+        checked.push(checkWebhookNow(batch[index]!.webhook!, pipeline));
       } catch (error) {
         checked.push({ error });
       }
     }
     for (let index = 0; index < batch.length; index++) {
-      const { request, response, startedAt, done, failed } = batch[index]!;
+      const exchange = batch[index]!;
       const result = checked[index]!;
       try {
         if ('error' in result) throw result.error;
         if (result instanceof Promise) {
-          result.then((resolved) => mapChecked(resolved, request, pipeline)).then(
-            (outcome) => this.deliver(response, startedAt, outcome, done),
-            (error: unknown) => {
-              failed(error);
-              done();
-            },
+          result.then((resolved) => mapChecked(resolved, exchange.webhook!, pipeline)).then(
+            (outcome) => this.deliver(exchange, outcome),
+            (error: unknown) => this.processingFailed(exchange, error),
           );
           continue;
         }
-        this.deliver(response, startedAt, mapChecked(result, request, pipeline), done);
+        this.deliver(exchange, mapChecked(result, exchange.webhook!, pipeline));
       } catch (error) {
-        failed(error);
-        done();
+        this.processingFailed(exchange, error);
       }
     }
     // Their group is written in this turn, not the next.
@@ -385,109 +398,124 @@ export class WebhookServer {
   // --- POST /webhook --------------------------------------------------------
 
   private receiveWebhook(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
-    const startedAt = performance.now();
-    const receivedAtMs = this.clock();
-    const { maxBody } = this.options;
-    const pipeline = this.pipeline;
-    const connection = this.connections.get(request.socket);
-
+    const exchange: WebhookExchange = {
+      request,
+      response,
+      startedAt: performance.now(),
+      receivedAtMs: this.clock(),
+      connection: this.connections.get(request.socket),
+      expectsContinue,
+      chunks: [],
+      size: 0,
+      bodyComplete: false,
+      settled: false,
+      token: this.pipeline.insecureSkipVerify ? 'valid' : 'unchecked',
+      processing: false,
+      responseClosed: false,
+      finished: false,
+      webhook: null,
+    };
     // In flight from here until answered and closed, or abandoned by the client.
     this.inFlight++;
-    let processing = false;
-    let responseClosed = false;
-    let finished = false;
-    const finish = (): void => {
-      if (finished) return;
-      finished = true;
-      this.requestDone();
-    };
     response.once('close', () => {
-      responseClosed = true;
-      if (!processing) finish();
+      exchange.responseClosed = true;
+      if (!exchange.processing) this.exchangeFinished(exchange);
     });
 
     if (this.stopping) {
-      return this.finishWebhook(response, startedAt, 503, 'shutting_down', [RECEIVED, rejectedLine(503, 'shutting_down')]);
+      return this.finishWebhook(response, exchange.startedAt, 503, 'shutting_down', [RECEIVED, rejectedLine(503, 'shutting_down')]);
     }
     const declared = declaredLength(request);
-    if (declared !== undefined && declared > maxBody) return this.tooLarge(request, response, startedAt);
+    if (declared !== undefined && declared > this.options.maxBody) return this.tooLarge(request, response, exchange.startedAt);
 
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let bodyComplete = false;
-    /** Answered or handed to the pipeline: nothing more to read for. */
-    let settled = false;
-    let token: 'unchecked' | 'checking' | 'valid' = pipeline.insecureSkipVerify ? 'valid' : 'unchecked';
-
-    const handOver = (): void => {
-      if (settled || !bodyComplete || token === 'checking') return;
-      settled = true;
-      processing = true;
-      if (connection) connection.busy++;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      chunks.length = 0;
-      const done = (): void => {
-        processing = false;
-        if (connection) connection.busy--;
-        if (responseClosed) finish();
-      };
-      const failed = (error: unknown): void => {
-        // A bug, not bad input: answer 500 so LiveKit retries, and say so.
-        this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
-        this.finishWebhook(response, startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
-      };
-      this.ready.push({ request: { authorization: firstHeader(request, 'authorization'), body, receivedAtMs }, response, startedAt, done, failed });
-      if (this.ready.length === 1) setImmediate(this.processReady);
-    };
-
-    const startReading = (): void => {
-      if (expectsContinue) {
-        expectsContinue = false;
-        response.writeContinue();
-      }
-      request.resume();
-    };
-
-    const checkToken = (): void => {
-      token = 'checking';
-      request.pause();
-      this.tokenRefusal(firstHeader(request, 'authorization')).then((reason) => {
-        if (settled) return;
-        if (reason === undefined) {
-          token = 'valid';
-          startReading();
-          return handOver();
-        }
-        settled = true;
-        chunks.length = 0;
-        // The rest of the body is not read: close the connection after the answer.
-        response.shouldKeepAlive = false;
-        this.finishWebhook(response, startedAt, 401, reason, [RECEIVED, rejectedLine(401, reason)]);
-      });
-    };
-
-    request.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      size += chunk.length;
-      if (size > maxBody) {
-        settled = true;
-        chunks.length = 0;
-        return this.tooLarge(request, response, startedAt);
-      }
-      chunks.push(chunk);
-      if (token === 'unchecked' && size > UNVERIFIED_BODY_LIMIT) checkToken();
-    });
+    request.on('data', (chunk: Buffer) => this.webhookData(exchange, chunk));
     request.on('end', () => {
-      bodyComplete = true;
-      handOver();
+      exchange.bodyComplete = true;
+      this.handOver(exchange);
     });
-    request.on('error', () => {
-      // The client went away mid-body: there is nobody to answer.
-    });
+    // The client went away mid-body: there is nobody to answer.
+    request.on('error', ignoreError);
 
     // A body announced larger than what is read unverified: check the token before reading any of it.
-    if (token === 'unchecked' && declared !== undefined && declared > UNVERIFIED_BODY_LIMIT) checkToken();
-    else startReading();
+    if (exchange.token === 'unchecked' && declared !== undefined && declared > UNVERIFIED_BODY_LIMIT) this.checkToken(exchange);
+    else this.startReading(exchange);
+  }
+
+  private webhookData(exchange: WebhookExchange, chunk: Buffer): void {
+    if (exchange.settled) return;
+    exchange.size += chunk.length;
+    if (exchange.size > this.options.maxBody) {
+      exchange.settled = true;
+      exchange.chunks.length = 0;
+      return this.tooLarge(exchange.request, exchange.response, exchange.startedAt);
+    }
+    exchange.chunks.push(chunk);
+    if (exchange.token === 'unchecked' && exchange.size > UNVERIFIED_BODY_LIMIT) this.checkToken(exchange);
+  }
+
+  private startReading(exchange: WebhookExchange): void {
+    if (exchange.expectsContinue) {
+      exchange.expectsContinue = false;
+      exchange.response.writeContinue();
+    }
+    exchange.request.resume();
+  }
+
+  /** Pauses the body and checks the token before reading more of it. */
+  private checkToken(exchange: WebhookExchange): void {
+    exchange.token = 'checking';
+    exchange.request.pause();
+    this.tokenRefusal(firstHeader(exchange.request, 'authorization')).then((reason) => {
+      if (exchange.settled) return;
+      if (reason === undefined) {
+        exchange.token = 'valid';
+        this.startReading(exchange);
+        return this.handOver(exchange);
+      }
+      exchange.settled = true;
+      exchange.chunks.length = 0;
+      // The rest of the body is not read: close the connection after the answer.
+      exchange.response.shouldKeepAlive = false;
+      this.finishWebhook(exchange.response, exchange.startedAt, 401, reason, [RECEIVED, rejectedLine(401, reason)]);
+    });
+  }
+
+  /** Once the body is complete (and a large one's token checked): queued for this turn's processReady. */
+  private handOver(exchange: WebhookExchange): void {
+    if (exchange.settled || !exchange.bodyComplete || exchange.token === 'checking') return;
+    exchange.settled = true;
+    exchange.processing = true;
+    if (exchange.connection) exchange.connection.busy++;
+    const { chunks } = exchange;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, exchange.size);
+    chunks.length = 0;
+    exchange.webhook = { authorization: firstHeader(exchange.request, 'authorization'), body, receivedAtMs: exchange.receivedAtMs };
+    this.ready.push(exchange);
+    if (this.ready.length === 1) setImmediate(this.processReady);
+  }
+
+  /** The webhook is answered: the connection may be evicted again, and a closed response ends the exchange. */
+  private processingDone(exchange: WebhookExchange): void {
+    if (!exchange.processing) return;
+    exchange.processing = false;
+    if (exchange.connection) exchange.connection.busy--;
+    if (exchange.responseClosed) this.exchangeFinished(exchange);
+  }
+
+  /** A bug, not bad input: answer 500 so LiveKit retries, and say so. */
+  private processingFailed(exchange: WebhookExchange, error: unknown): void {
+    try {
+      this.options.reportProblem(`internal error while processing a webhook: ${error instanceof Error ? error.stack : String(error)}`);
+      this.finishWebhook(exchange.response, exchange.startedAt, 500, 'internal_error', [RECEIVED, rejectedLine(500, 'internal_error')]);
+    } finally {
+      this.processingDone(exchange);
+    }
+  }
+
+  private exchangeFinished(exchange: WebhookExchange): void {
+    if (exchange.finished) return;
+    exchange.finished = true;
+    this.requestDone();
   }
 
   /**
@@ -516,25 +544,24 @@ export class WebhookServer {
 
   /**
    * Answers a refused webhook now; queues an accepted one for this turn's
-   * group write, answered once its lines are in the output. Calls `done`
-   * when the webhook is answered.
+   * group write, answered once its lines are in the output.
    */
-  private deliver(response: ServerResponse, startedAt: number, outcome: WebhookOutcome, done: () => void): void {
+  private deliver(exchange: WebhookExchange, outcome: WebhookOutcome): void {
     if (outcome.status !== 200) {
       try {
-        this.finishWebhook(response, startedAt, outcome.status, outcome.reason ?? 'rejected', outcome.events, outcome.livekitEvent);
+        this.finishWebhook(exchange.response, exchange.startedAt, outcome.status, outcome.reason ?? 'rejected', outcome.events, outcome.livekitEvent);
       } finally {
-        done();
+        this.processingDone(exchange);
       }
       return;
     }
     this.group.add(outcome, (result) => {
       try {
-        this.answerAccepted(response, startedAt, outcome, result);
+        this.answerAccepted(exchange.response, exchange.startedAt, outcome, result);
       } catch (error) {
         this.options.reportProblem(`internal error while answering a webhook: ${error instanceof Error ? error.stack : String(error)}`);
       } finally {
-        done();
+        this.processingDone(exchange);
       }
     });
   }
