@@ -119,9 +119,9 @@ interface Plan {
 
 interface Reduced {
   readonly next: SessionRecord | typeof ENDED | undefined;
-  readonly calls: ObsEvent[];
-  readonly session: ObsEvent[];
-  readonly provider: ObsEvent[];
+  readonly calls: readonly ObsEvent[];
+  readonly session: readonly ObsEvent[];
+  readonly provider: readonly ObsEvent[];
 }
 
 const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
@@ -137,55 +137,78 @@ function sessionLine(room: RoomRef, from: SessionState | null, to: SessionState,
   });
 }
 
+type AnswerSignal = 'joined_active' | 'track_published' | 'left_snapshot';
+
+/** One event's walk along the tables: the session's state and legs so far, and the lines written on the way. */
+class SessionStep {
+  readonly calls: ObsEvent[] = [];
+  readonly session: ObsEvent[] = [];
+  readonly provider: ObsEvent[] = [];
+  state: SessionState | null;
+  readonly room: RoomRef;
+  readonly legs: CallRecord[];
+  readonly webhookId: string | undefined;
+  /** LiveKit's time of the event (durations use it, never the receiver's clock). */
+  readonly atMs: number | undefined;
+
+  constructor(basis: SessionRecord | undefined, sid: string, event: WebhookEvent) {
+    this.state = basis?.state ?? null;
+    this.room = { sid, name: basis?.name || event.room?.name || '' };
+    this.legs = basis ? [...basis.calls] : [];
+    this.webhookId = nonEmpty(event.id);
+    this.atMs = eventTimeMs(event);
+  }
+
+  fire(trigger: SessionTrigger, reason?: string): void {
+    const to = nextSessionState(this.state, trigger);
+    if (!to) return;
+    this.session.push(sessionLine(this.room, this.state, to, this.webhookId, reason));
+    this.state = to;
+  }
+
+  leg(participantSid: string | undefined): CallRecord | undefined {
+    return this.legs.find((candidate) => candidate.participantSid === participantSid);
+  }
+
+  replace(leg: CallRecord): void {
+    const index = this.legs.findIndex((candidate) => candidate.participantSid === leg.participantSid);
+    if (index === -1) this.legs.push(leg);
+    else this.legs[index] = leg;
+  }
+
+  answer(leg: CallRecord, signal: AnswerSignal, answerMs: number | undefined): CallRecord {
+    if (!nextCallPhase(leg.phase, 'answer_signal')) return leg;
+    const answered = answeredCall(leg, signal, answerMs);
+    this.calls.push(callAnsweredLine(this.room, answered, this.webhookId));
+    this.fire('call_answered');
+    return answered;
+  }
+
+  end(leg: CallRecord, trigger: 'leg_left' | 'room_finished', reason: string, lastStatus: string | undefined): CallRecord {
+    if (!nextCallPhase(leg.phase, trigger)) return leg;
+    const ended: CallEnd = endedCall(leg, reason, lastStatus, this.atMs);
+    this.calls.push(callEndedLine(this.room, ended, this.webhookId));
+    const trouble = sipProviderLine(this.room, ended, this.webhookId);
+    if (trouble) this.provider.push(trouble);
+    return ended.record;
+  }
+}
+
+const NO_LINES: readonly ObsEvent[] = [];
+/** What an event that does not touch a session reduces to. */
+const UNCHANGED: Reduced = { next: undefined, calls: NO_LINES, session: NO_LINES, provider: NO_LINES };
+
 /**
  * The pure step: one room-queue event applied to one session. Returns the
  * lines (grouped call, session, provider as SPEC §4 orders them) and the
  * session's next state. Never mutates `basis`.
  */
 export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number): Reduced {
-  const unchanged: Reduced = { next: undefined, calls: [], session: [], provider: [] };
   const sid = event.room?.sid;
-  if (!sid || !ROOM_QUEUE_EVENTS.has(event.event) || basis === ENDED) return unchanged;
+  if (!sid || !ROOM_QUEUE_EVENTS.has(event.event) || basis === ENDED) return UNCHANGED;
+  const step = new SessionStep(basis, sid, event);
 
-  const webhookId = nonEmpty(event.id);
-  const atMs = eventTimeMs(event);
-  const calls: ObsEvent[] = [];
-  const session: ObsEvent[] = [];
-  const provider: ObsEvent[] = [];
-
-  // A holder, not a `let`: the closures below move it along the table.
-  const current: { state: SessionState | null } = { state: basis?.state ?? null };
-  const room: RoomRef = { sid, name: basis?.name || event.room?.name || '' };
-  const legs: CallRecord[] = [...(basis?.calls ?? [])];
-
-  const fire = (trigger: SessionTrigger, reason?: string): void => {
-    const to = nextSessionState(current.state, trigger);
-    if (!to) return;
-    session.push(sessionLine(room, current.state, to, webhookId, reason));
-    current.state = to;
-  };
-  const replace = (leg: CallRecord): void => {
-    const index = legs.findIndex((candidate) => candidate.participantSid === leg.participantSid);
-    if (index === -1) legs.push(leg);
-    else legs[index] = leg;
-  };
-  const answer = (leg: CallRecord, signal: 'joined_active' | 'track_published' | 'left_snapshot', answerMs: number | undefined): CallRecord => {
-    if (!nextCallPhase(leg.phase, 'answer_signal')) return leg;
-    const answered = answeredCall(leg, signal, answerMs);
-    calls.push(callAnsweredLine(room, answered, webhookId));
-    fire('call_answered');
-    return answered;
-  };
-  const end = (leg: CallRecord, trigger: 'leg_left' | 'room_finished', reason: string, lastStatus: string | undefined): CallRecord => {
-    if (!nextCallPhase(leg.phase, trigger)) return leg;
-    const ended: CallEnd = endedCall(leg, reason, lastStatus, atMs);
-    calls.push(callEndedLine(room, ended, webhookId));
-    const trouble = sipProviderLine(room, ended, webhookId);
-    if (trouble) provider.push(trouble);
-    return ended.record;
-  };
-
-  fire('room_seen');
+  step.fire('room_seen');
 
   const participant = event.participant;
   switch (event.event) {
@@ -195,34 +218,34 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
       if (!participant?.sid) break;
       const departed = event.event !== 'participant_joined';
       if (participant.kind === ParticipantInfo_Kind.SIP) {
-        let leg = legs.find((candidate) => candidate.participantSid === participant.sid);
+        let leg = step.leg(participant.sid);
         if (leg?.phase === 'ended') break;
         if (!leg && nextCallPhase(null, 'leg_seen')) {
-          leg = callFromParticipant(participant, atMs);
-          calls.push(callStartedLine(room, leg, webhookId));
+          leg = callFromParticipant(participant, step.atMs);
+          step.calls.push(callStartedLine(step.room, leg, step.webhookId));
         }
         if (!leg) break;
         const status = sipCallStatus(participant);
-        if (showsAnswered(status)) leg = answer(leg, departed ? 'left_snapshot' : 'joined_active', departed ? undefined : atMs);
-        if (departed) leg = end(leg, 'leg_left', endReason(participant), status);
-        replace(leg);
+        if (showsAnswered(status)) leg = step.answer(leg, departed ? 'left_snapshot' : 'joined_active', departed ? undefined : step.atMs);
+        if (departed) leg = step.end(leg, 'leg_left', endReason(participant), status);
+        step.replace(leg);
       } else if (CONNECTING_KINDS.has(participant.kind) && event.event !== 'participant_connection_aborted') {
         // participant_left is sent only for a participant that had become active.
-        fire('participant_active');
+        step.fire('participant_active');
       }
       break;
     }
     case 'track_published': {
       // Track events carry only the participant's sid and identity (no kind):
       // they answer a leg already known by its SID, nothing else.
-      const leg = legs.find((candidate) => candidate.participantSid === participant?.sid);
-      if (leg) replace(answer(leg, 'track_published', atMs));
+      const leg = step.leg(participant?.sid);
+      if (leg) step.replace(step.answer(leg, 'track_published', step.atMs));
       break;
     }
     case 'room_finished': {
-      for (const leg of [...legs]) replace(end(leg, 'room_finished', 'room_finished', undefined));
+      for (const leg of [...step.legs]) step.replace(step.end(leg, 'room_finished', 'room_finished', undefined));
       const endReasonName = event.roomEndReason ? enumName(RoomEndReason, event.roomEndReason, 'ROOM_END_') : undefined;
-      fire('room_finished', endReasonName);
+      step.fire('room_finished', endReasonName);
       break;
     }
     default:
@@ -230,8 +253,8 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
   }
 
   const next: SessionRecord | typeof ENDED =
-    current.state === 'ended' ? ENDED : { sid, name: room.name, state: current.state ?? 'created', calls: legs, touchedAtMs: nowMs };
-  return { next, calls, session, provider };
+    step.state === 'ended' ? ENDED : { sid, name: step.room.name, state: step.state ?? 'created', calls: step.legs, touchedAtMs: nowMs };
+  return { next, calls: step.calls, session: step.session, provider: step.provider };
 }
 
 const liveLegs = (record: SessionRecord | undefined): number => (record ? record.calls.reduce((count, leg) => count + (leg.phase === 'ended' ? 0 : 1), 0) : 0);
