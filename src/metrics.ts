@@ -142,6 +142,8 @@ class SeriesMap<V> {
 
 const braced = (key: string): string => (key === '' ? '' : `{${key}}`);
 
+const newCount = (): { value: number } => ({ value: 0 });
+
 /** A monotonically increasing count. */
 export class Counter implements Metric {
   private readonly series: SeriesMap<{ value: number }>;
@@ -154,12 +156,12 @@ export class Counter implements Metric {
 
   inc(labels?: Labels, amount = 1): void {
     if (!(amount >= 0)) throw new Error(`${this.name}: a counter only goes up (got ${amount})`);
-    this.series.entry(labels, () => ({ value: 0 })).value += amount;
+    this.series.entry(labels, newCount).value += amount;
   }
 
   /** Makes the series exist at 0, so rate() and alerts see it before the first event. */
   init(labels?: Labels): void {
-    this.series.entry(labels, () => ({ value: 0 }));
+    this.series.entry(labels, newCount);
   }
 
   get(labels?: Labels): number {

@@ -299,7 +299,14 @@ export class SessionStore implements SessionTracker {
 
   observe(event: WebhookEvent, nowMs: number): { readonly events: readonly ObsEvent[]; commit(): void } {
     const plan = this.plan(event, nowMs);
-    return { events: plan.events, commit: () => this.apply(event, plan, nowMs) };
+    const store = this;
+    // A method rather than an arrow property: tsx (keepNames) would name the arrow at run time, per event.
+    return {
+      events: plan.events,
+      commit() {
+        store.apply(event, plan, nowMs);
+      },
+    };
   }
 
   commitTogether(commits: () => void): void {
