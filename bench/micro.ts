@@ -11,7 +11,7 @@ import { jwtVerify } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { Bench } from 'tinybench';
 import { livekitLine } from '../src/obs/livekit.ts';
-import { encodeLine, type ObsEvent } from '../src/obs/schema.ts';
+import { encodeLine, formatTimestamp, LineEncoder, type ObsEvent } from '../src/obs/schema.ts';
 import { SessionStore } from '../src/obs/sessions.ts';
 import { LineWriter } from '../src/sinks/line-writer.ts';
 import { StdoutSink, writeAllSync } from '../src/sinks/stdout.ts';
@@ -44,6 +44,9 @@ function rotate<T>(items: readonly T[]): () => T {
   };
 }
 
+/** Webhooks per group in the write comparison (up to the 64 in flight arrive in one turn). */
+const GROUP = 32;
+
 export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
   const workload = buildWorkload({ count: 4000, seed: 7 });
   const webhooks: Webhook[] = workload.rooms.flat();
@@ -72,7 +75,10 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
   const directory = mkdtempSync(join(tmpdir(), 'control-plane-micro-'));
   const fileFd = openSync(join(directory, 'out.jsonl'), 'a');
   const nullFd = openSync('/dev/null', 'w');
-  const sampleChunk = Buffer.from(lineSets.slice(0, 1).flat().map((line, index) => encodeLine(line, index + 1, Date.now())).join(''));
+  const sampleChunk = Buffer.from(lineSets[0]!.map((line, index) => encodeLine(line, index + 1, Date.now())).join(''));
+  // A group as a burst makes them: the lines of GROUP webhooks accepted in one turn.
+  const groupChunk = Buffer.from(lineSets.slice(0, GROUP).flat().map((line, index) => encodeLine(line, index + 1, Date.now())).join(''));
+  const lineEncoder = new LineEncoder();
 
   const nextWebhook = rotate(webhooks);
   const nextIndex = rotate(webhooks.map((_, index) => index));
@@ -194,39 +200,47 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
     },
     {
       group: 'encode',
-      name: 'encodeLine × the lines of one webhook (hand-built JSON)',
+      name: 'LineEncoder × the lines of one webhook, to bytes (as shipped)',
       run: () => {
         const lines = nextLines();
-        let chunk = '';
-        let seq = 1;
-        const ts = Date.now();
-        for (const line of lines) chunk += encodeLine(line, seq++, ts);
-        return chunk;
+        lineEncoder.clear();
+        const ts = formatTimestamp(Date.now());
+        for (let index = 0; index < lines.length; index++) lineEncoder.append(lines[index]!, index + 1, ts);
+        return lineEncoder.bytes();
       },
     },
     {
       group: 'encode',
-      name: 'JSON.stringify × the same lines (generic, for comparison)',
+      name: 'JSON.stringify × the same lines, then Buffer.from (generic, for comparison)',
       run: () => {
         const lines = nextLines();
         let chunk = '';
         let seq = 1;
         const ts = new Date().toISOString();
         for (const line of lines) chunk += `${JSON.stringify({ ts, seq: seq++, component: 'control_plane', ...line })}\n`;
-        return chunk;
+        return Buffer.from(chunk);
       },
     },
     {
       group: 'write',
-      name: `writeSync of one webhook's lines (${sampleChunk.length} B) to a file, O_APPEND`,
-      run: () => writeAllSync(fileFd, sampleChunk, 2000),
+      name: `${GROUP} webhooks' lines as one write each (${sampleChunk.length} B), to a file, O_APPEND`,
+      run: () => {
+        for (let index = 0; index < GROUP; index++) writeAllSync(fileFd, sampleChunk, 2000);
+      },
     },
     {
       group: 'write',
-      name: 'the same to /dev/null (syscall floor)',
-      run: () => writeAllSync(nullFd, sampleChunk, 2000),
+      name: `the same ${GROUP} as one group write (${groupChunk.length} B), as group commit does`,
+      run: () => writeAllSync(fileFd, groupChunk, 2000),
     },
-    { group: 'end to end (no HTTP)', name: 'processWebhook + LineWriter to a file (as shipped)', run: endToEnd('as shipped') },
+    {
+      group: 'write',
+      name: `${GROUP} writes of one webhook to /dev/null (the syscall floor)`,
+      run: () => {
+        for (let index = 0; index < GROUP; index++) writeAllSync(nullFd, sampleChunk, 2000);
+      },
+    },
+    { group: 'end to end (no HTTP)', name: 'processWebhook + LineWriter to a file, one write per webhook', run: endToEnd('as shipped') },
     { group: 'end to end (no HTTP)', name: 'the same with jose as the only verifier', run: endToEnd('jose only') },
   ];
 
