@@ -6,7 +6,7 @@
 // Settings (flag, or environment variable; flags win):
 //   --n N            BENCH_N              webhooks per burst (20000)
 //   --c C            BENCH_C              requests in flight (64)
-//   --repeats R      BENCH_REPEATS        bursts per server, order alternating (3)
+//   --repeats R      BENCH_REPEATS        bursts per server, order alternating (5)
 //   --warmup W       BENCH_WARMUP         warm-up webhooks before each burst (2000)
 //   --micro-time MS  BENCH_MICRO_TIME     time per micro-benchmark candidate (500)
 //   --starts S       BENCH_STARTS         exec → healthy measurements (7)
@@ -78,7 +78,7 @@ function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings
   return {
     n: integer('--n / BENCH_N', pick('n', 'BENCH_N'), 20_000, 1),
     c: integer('--c / BENCH_C', pick('c', 'BENCH_C'), 64, 1),
-    repeats: integer('--repeats / BENCH_REPEATS', pick('repeats', 'BENCH_REPEATS'), 3, 1),
+    repeats: integer('--repeats / BENCH_REPEATS', pick('repeats', 'BENCH_REPEATS'), 5, 1),
     warmup: integer('--warmup / BENCH_WARMUP', pick('warmup', 'BENCH_WARMUP'), 2000, 0),
     microTimeMs: integer('--micro-time / BENCH_MICRO_TIME', pick('micro-time', 'BENCH_MICRO_TIME'), 500, 10),
     starts: integer('--starts / BENCH_STARTS', pick('starts', 'BENCH_STARTS'), 7, 0),
