@@ -145,6 +145,23 @@ export function burstTable(summaries: readonly TargetSummary[]): string {
   return markdownTable(header, rows, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l']);
 }
 
+/** Every burst, in the order run: the spread behind the medians (a shared VM is noisy). */
+export function repeatsTable(results: readonly BurstResult[]): string {
+  return markdownTable(
+    ['repeat', 'server', 'req/s', 'p99 ms', 'peak RSS MB', 'server CPU µs/req', 'missing'],
+    results.map((result) => [
+      String(result.repeat + 1),
+      result.target,
+      Math.round(result.requestsPerSecond).toLocaleString('en-US'),
+      percentile(result.latencies, 0.99).toFixed(2),
+      megabytes(result.peakRssBytes),
+      result.cpuMicrosPerRequest.toFixed(0),
+      result.output ? String(result.output.missing) : 'n/a',
+    ]),
+    ['r', 'l', 'r', 'r', 'r', 'r', 'r'],
+  );
+}
+
 export function microTable(results: readonly MicroResult[]): string {
   const firstOfGroup = new Map<string, number>();
   for (const result of results) if (!firstOfGroup.has(result.group)) firstOfGroup.set(result.group, result.opsPerSecond);

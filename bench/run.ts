@@ -31,6 +31,7 @@ import {
   latencyChart,
   type MicroResult,
   microTable,
+  repeatsTable,
   type StartupResult,
   startupTable,
   summarise,
@@ -213,6 +214,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   if (failedRuns.length) sections.push(`Runs that failed (left out of the table):\n\n${failedRuns.map((failure) => `- ${failure}`).join('\n')}`);
   sections.push(`## Burst\n\n${burstTable(summaries)}\n\n![latency by percentile](${chartName})`);
   sections.push(`## Against the targets (issue 6)\n\n${verdictTable(verdictList)}`);
+  sections.push(`## Every burst (the spread behind the medians)\n\n${repeatsTable(results)}`);
   if (startup.length) sections.push(`## exec → healthy (spawn until GET /health answers 200)\n\n${startupTable(startup)}`);
   if (micro.length) sections.push(`## Micro-benchmarks (tinybench, ${settings.microTimeMs} ms per candidate)\n\n${microTable(micro)}`);
   if (attribution) sections.push(`## Where the time goes, step by step (server CPU per request in the burst, medians of ${settings.repeats})\n\n${attributionTable(attribution)}`);
