@@ -224,37 +224,66 @@ function fieldReader(field: FieldDescription): FieldReader | undefined {
 
 /**
  * The fast reader of a message type, compiled on first use from its field
- * descriptors: JSON name → field reader. A field the reader cannot handle
- * exactly maps to null (give up when present); so does a field's proto
- * name when it differs from its JSON name. Unknown keys are skipped, as
- * fromJson does with ignoreUnknownFields.
+ * descriptors into one function that switches on the JSON key and stores
+ * each field by its name: one shape of store per field, where a generic
+ * keyed store made every field of every type share one slow path. A field
+ * the reader cannot handle exactly gives up when present; so does a
+ * field's proto name when it differs from its JSON name. Unknown keys are
+ * skipped, as fromJson does with ignoreUnknownFields, unless they would
+ * resolve through Object.prototype.
  */
 function messageReader(type: MessageClass): MessageReader | undefined {
   const known = compiledReaders.get(type);
   if (known !== undefined) return known;
   // Wrappers and other well-known types have their own JSON forms.
   if (type.typeName.startsWith('google.protobuf.') || type.fieldWrapper !== undefined) return undefined;
-  const readers = new Map<string, FieldReader | null>();
-  const create = messageFactory(type);
-  const reader: MessageReader = (json) => {
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
-    const message = create() as Record<string, unknown>;
-    for (const key in json) {
-      const read = readers.get(key);
-      if (read === undefined) {
-        if (PROTOTYPE_KEYS.has(key)) return undefined;
-        continue;
-      }
-      if (read === null || !read(message, (json as Record<string, unknown>)[key])) return undefined;
-    }
-    return message;
-  };
-  // Registered before the fields compile, so recursive types find it.
+  // Registered before the fields compile, so recursive types find it (through this indirection).
+  let compiled: MessageReader = () => undefined;
+  const reader: MessageReader = (json) => compiled(json);
   compiledReaders.set(type, reader);
+
+  const valueReaders: ValueReader[] = [];
+  const fieldReaders: FieldReader[] = [];
+  const cases: string[] = [];
+  const giveUpKeys = new Set<string>();
   for (const field of type.fields.list() as readonly FieldDescription[]) {
-    readers.set(field.jsonName, fieldReader(field) ?? null);
-    if (field.name !== field.jsonName) readers.set(field.name, null);
+    const jsonName = JSON.stringify(field.jsonName);
+    if (field.name !== field.jsonName) giveUpKeys.add(field.name);
+    const single = field.kind !== 'map' && !field.repeated && field.oneof === undefined ? valueReader(field.kind, field.T, field.L) : undefined;
+    if (single !== undefined) {
+      // The common case: one value, stored by name.
+      cases.push(`case ${jsonName}: { const entry = values[${valueReaders.length}](json[key]); if (entry === GIVE_UP) return undefined; message[${JSON.stringify(field.localName)}] = entry; break; }`);
+      valueReaders.push(single);
+      continue;
+    }
+    const read = field.kind === 'map' || field.repeated ? fieldReader(field) : undefined;
+    if (read === undefined) {
+      cases.push(`case ${jsonName}: return undefined;`);
+      continue;
+    }
+    cases.push(`case ${jsonName}: if (!fields[${fieldReaders.length}](message, json[key])) return undefined; break;`);
+    fieldReaders.push(read);
   }
+  for (const key of giveUpKeys) if (!cases.some((line) => line.startsWith(`case ${JSON.stringify(key)}:`))) cases.push(`case ${JSON.stringify(key)}: return undefined;`);
+  // Compiled from the descriptors' own names (never from input), like messageFactory.
+  compiled = new Function(
+    'create',
+    'values',
+    'fields',
+    'GIVE_UP',
+    'PROTOTYPE_KEYS',
+    `return function read(json) {
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+      const message = create();
+      for (const key in json) {
+        switch (key) {
+          ${cases.join('\n          ')}
+          default: if (PROTOTYPE_KEYS.has(key)) return undefined;
+        }
+      }
+      return message;
+    };`,
+  )(messageFactory(type), valueReaders, fieldReaders, GIVE_UP, PROTOTYPE_KEYS) as MessageReader;
   return reader;
 }
 
