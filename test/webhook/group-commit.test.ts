@@ -47,54 +47,94 @@ function oneAtATime(w: World, event: WebhookEvent, nowMs: number, writeFails = f
   outcome.commit();
 }
 
+/**
+ * Feeds a stream through a group commit: flushes where the stream says and
+ * wherever a conflict forces one; a webhook whose write failed is retried
+ * once at the end, as LiveKit retries a 503. Returns the order in which
+ * webhooks were mapped, which of them failed, and the write (group) each
+ * went out in.
+ */
+function runGrouped(deliveries: ReadonlyArray<{ json: JsonObject; flushAfter: boolean }>, failPattern: readonly boolean[], options?: SessionStoreOptions) {
+  let writes = 0;
+  const g = world(() => failPattern[writes++ % failPattern.length]!, options);
+  const { group, map } = grouped(g);
+  const queue = deliveries.map(({ json, flushAfter }) => ({ event: decode(json), flushAfter, retry: false }));
+  const processed: Array<{ event: WebhookEvent; nowMs: number }> = [];
+  const failed = new Set<number>();
+  const groupOf: number[] = [];
+  const settledCount = new Map<number, number>();
+  for (let index = 0; index < queue.length || group.pending > 0; index++) {
+    // The stream is done but a pending group may still fail and bring retries.
+    if (index === queue.length) {
+      group.flush();
+      index--;
+      continue;
+    }
+    const { event, flushAfter, retry } = queue[index]!;
+    const nowMs = NOW_MS + index * 1000;
+    processed.push({ event, nowMs });
+    group.add(map(event, nowMs), (result) => {
+      settledCount.set(index, (settledCount.get(index) ?? 0) + 1);
+      groupOf[index] = writes;
+      if (result.kind === 'written') return;
+      assert.equal(result.kind, 'output_failed');
+      failed.add(index);
+      if (!retry) queue.push({ event, flushAfter: true, retry: true });
+    });
+    if (flushAfter) group.flush();
+  }
+  assert.equal(settledCount.size, queue.length, 'every webhook settled');
+  assert.ok([...settledCount.values()].every((count) => count === 1), 'settled exactly once');
+  return { world: g, processed, failed, groupOf };
+}
+
+function assertSameWorld(grouped: World, reference: World): void {
+  assert.equal(grouped.sink.text, reference.sink.text);
+  assert.deepEqual(grouped.sessions.snapshot(), reference.sessions.snapshot());
+  assert.deepEqual(grouped.recentIds.entries(), reference.recentIds.entries());
+  assert.equal(grouped.sessions.evictedSessions, reference.sessions.evictedSessions);
+}
+
 function settleRecorder(): { results: GroupResult[]; settle: (result: GroupResult) => void } {
   const results: GroupResult[] = [];
   return { results, settle: (result) => results.push(result) };
 }
 
 describe('group commit', () => {
+  const delivery = fc.record({ json: realishEvents(NOW_MS), flushAfter: fc.boolean() });
+  const stream = fc.array(delivery, { minLength: 1, maxLength: 30 });
+  const failures = fc.array(fc.boolean(), { minLength: 1, maxLength: 6 });
+
   test('equals one webhook at a time over random streams, group boundaries and failed writes (with retries)', () => {
-    const delivery = fc.record({ json: realishEvents(NOW_MS), flushAfter: fc.boolean() });
     fc.assert(
-      fc.property(fc.array(delivery, { minLength: 1, maxLength: 30 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 6 }), (deliveries, failPattern) => {
-        // Grouped: flushes where the stream says, and wherever a conflict forces one.
-        let flushes = 0;
-        const g = world(() => failPattern[flushes++ % failPattern.length]!);
-        const { group, map } = grouped(g);
-        const queue = deliveries.map(({ json, flushAfter }) => ({ event: decode(json), flushAfter, retry: false }));
-        const processed: Array<{ event: WebhookEvent; nowMs: number }> = [];
-        const failed = new Set<number>();
-        const settledCount = new Map<number, number>();
-        for (let index = 0; index < queue.length || group.pending > 0; index++) {
-          // The stream is done but a pending group may still fail and bring retries.
-          if (index === queue.length) {
-            group.flush();
-            index--;
-            continue;
-          }
-          const { event, flushAfter, retry } = queue[index]!;
-          const nowMs = NOW_MS + index * 1000;
-          processed.push({ event, nowMs });
-          group.add(map(event, nowMs), (result) => {
-            settledCount.set(index, (settledCount.get(index) ?? 0) + 1);
-            if (result.kind === 'written') return;
-            assert.equal(result.kind, 'output_failed');
-            failed.add(index);
-            // LiveKit retries a 503 once here (a retry that fails again is given up).
-            if (!retry) queue.push({ event, flushAfter: true, retry: true });
-          });
-          if (flushAfter) group.flush();
-        }
-        assert.equal(settledCount.size, queue.length, 'every webhook settled');
-        assert.ok([...settledCount.values()].every((count) => count === 1), 'settled exactly once');
-
-        // One at a time, with the same webhooks failing.
+      fc.property(stream, failures, (deliveries, failPattern) => {
+        const run = runGrouped(deliveries, failPattern);
         const s = world();
-        processed.forEach(({ event, nowMs }, index) => oneAtATime(s, event, nowMs, failed.has(index)));
+        run.processed.forEach(({ event, nowMs }, index) => oneAtATime(s, event, nowMs, run.failed.has(index)));
+        assertSameWorld(run.world, s);
+      }),
+      { numRuns: Math.max(1, Math.round(1500 * SCALE)) },
+    );
+  });
 
-        assert.equal(g.sink.text, s.sink.text);
-        assert.deepEqual(g.sessions.snapshot(), s.sessions.snapshot());
-        assert.deepEqual(g.recentIds.entries(), s.recentIds.entries());
+  test('at tiny caps, equals one at a time with the caps applied once per group', () => {
+    // Two rooms, one open session and one tombstone kept: evictions all the
+    // time. The grouped output must be the one-at-a-time output in which
+    // pruning waits for the end of each group, nothing else.
+    const caps = fc.record({ maxOpenSessions: fc.integer({ min: 1, max: 2 }), maxEndedSessions: fc.integer({ min: 1, max: 2 }), maxCalls: fc.integer({ min: 1, max: 3 }), maxCallsPerSession: fc.integer({ min: 1, max: 2 }) });
+    fc.assert(
+      fc.property(stream, failures, caps, (deliveries, failPattern, options) => {
+        const run = runGrouped(deliveries, failPattern, options);
+        const s = world(undefined, options);
+        for (let start = 0; start < run.processed.length; ) {
+          let end = start;
+          while (end < run.processed.length && run.groupOf[end] === run.groupOf[start]) end++;
+          s.sessions.commitTogether(() => {
+            for (let index = start; index < end; index++) oneAtATime(s, run.processed[index]!.event, run.processed[index]!.nowMs, run.failed.has(index));
+          });
+          start = end;
+        }
+        assertSameWorld(run.world, s);
       }),
       { numRuns: Math.max(1, Math.round(1500 * SCALE)) },
     );
