@@ -68,7 +68,7 @@ const FIRST_RETRY_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 2000;
 /** After a refused rotation, write on past the limit for this long before trying again. */
 const ROTATION_RETRY_MS = 10_000;
-/** How far back from the end an unterminated last line is looked for at start (one webhook's chunk is far smaller). */
+/** How far back from the end an unterminated last line is looked for at start (one line is far smaller). */
 const TAIL_WINDOW_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 /** Errors after which the descriptor is still good: writing works again once space is freed. */

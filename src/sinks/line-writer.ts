@@ -1,6 +1,7 @@
 // Turns OBS-00 events into lines and hands them to the sink: assigns `ts`
-// and the per-process `seq`, encodes every line of one webhook into one
-// chunk, and writes it with one call. When the write fails, the sequence
+// and the per-process `seq`, encodes the lines it is given (one webhook's,
+// or a group of webhooks' from group-commit.ts) into one chunk, and writes
+// it with one call. When the write fails, the sequence
 // numbers are given back, so `seq` in the output has a gap only where lines
 // really went missing downstream.
 

@@ -1,8 +1,9 @@
 // The one interface every output implements (Vector's lesson: a sink is a
 // small interface; stdout and file are two implementations, chosen at start).
 //
-// A sink receives the encoded lines of one webhook as a single chunk and
-// writes them synchronously, whole, before the request is answered. It never
+// A sink receives the encoded lines of one webhook, or of a group of
+// webhooks, as a single chunk and writes them synchronously, whole, before
+// any of those requests is answered. It never
 // acknowledges bytes it did not write: `write` throws `SinkWriteError` when
 // the chunk is not entirely in the output, and guarantees that no partial
 // line is left behind where it can prevent it.

@@ -10,7 +10,7 @@ import { writeSync } from 'node:fs';
 import { type Sink, type SinkStats, SinkWriteError, errnoCode } from './sink.ts';
 
 const STDOUT_FD = 1;
-/** How long one webhook may wait for a full pipe to drain before we answer 503. */
+/** How long one write (a group of webhooks) may wait for a full pipe to drain before they are answered 503. */
 const FULL_PIPE_DEADLINE_MS = 2000;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 

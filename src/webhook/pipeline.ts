@@ -108,27 +108,20 @@ function decodeDetail(message: string): string {
   return message.replace(/ from JSON:[\s\S]*$/, '').slice(0, 200);
 }
 
-export async function processWebhook(request: WebhookRequest, context: PipelineContext): Promise<WebhookOutcome> {
-  return processWebhookNow(request, context);
-}
-
 /**
- * processWebhook without a promise when none is needed: a LiveKit token is
- * decided synchronously and its outcome returned as is; only a token that
- * jose must decide gives a promise. Saves the server three promise
- * reactions per webhook. May throw where processWebhook would reject.
+ * One webhook's whole trip (verify, decode, dedup, map). The server runs
+ * the same two halves for a whole turn's webhooks at once: checkWebhookNow
+ * for all of them, then mapChecked in arrival order.
  */
-export function processWebhookNow(request: WebhookRequest, context: PipelineContext): WebhookOutcome | Promise<WebhookOutcome> {
-  const checked = checkWebhookNow(request, context);
-  if (checked instanceof Promise) return checked.then((result) => mapChecked(result, request, context));
-  return mapChecked(checked, request, context);
+export async function processWebhook(request: WebhookRequest, context: PipelineContext): Promise<WebhookOutcome> {
+  return mapChecked(await checkWebhookNow(request, context), request, context);
 }
 
 /** A webhook after verification and decoding: its event, or the outcome that refuses it. */
 export type CheckedWebhook = { readonly event: WebhookEvent; readonly refused?: undefined } | { readonly event?: undefined; readonly refused: WebhookOutcome };
 
 /**
- * The stateless half of processWebhookNow: verification and decoding,
+ * The stateless half of processWebhook: verification and decoding,
  * which read and change no state, so the server can run them for a whole
  * turn's webhooks before mapping any (mapChecked). A promise only when jose
  * must decide the token.
