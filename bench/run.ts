@@ -23,7 +23,7 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BurstResult, percentile, runBurst, type Target } from './burst.ts';
-import { type AttributionRow, attributionTable, runAttribution } from './attribution.ts';
+import { type AttributionResult, attributionTable, runAttribution } from './attribution.ts';
 import { runMicro } from './micro.ts';
 import { profileBurst, type ProfileSummary, profileTable } from './profile.ts';
 import {
@@ -184,7 +184,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     }
   }
 
-  let attribution: { rows: AttributionRow[]; bare: { main: number; all: number } } | null = null;
+  let attribution: AttributionResult | null = null;
   if (settings.attribution) {
     log('\nattribution (the serving path with one step off at a time):');
     attribution = await runAttribution({ concurrency: settings.c, count: settings.n, warmup: settings.warmup, repeats: settings.repeats, log });

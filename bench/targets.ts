@@ -26,7 +26,7 @@ const LISTEN = ['--host', '127.0.0.1', '--port', '0'];
  * controlPlane.execArgv, see build.mjs): the sources run with them too, so
  * the two rows differ only in tsx against the bundle.
  */
-const RUNTIME_FLAGS: readonly string[] =
+export const RUNTIME_FLAGS: readonly string[] =
   (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { controlPlane?: { execArgv?: string[] } }).controlPlane?.execArgv ?? [];
 const KEY_ENV = { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret };
 

@@ -417,7 +417,8 @@ export class WebhookServer {
     };
     // In flight from here until answered and closed, or abandoned by the client.
     this.inFlight++;
-    response.once('close', () => {
+    // `on`, not `once`: a response closes once, and once() wraps the listener in one more object per request.
+    response.on('close', () => {
       exchange.responseClosed = true;
       if (!exchange.processing) this.exchangeFinished(exchange);
     });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { hmacKey, hmacSha256Base64url } from '../../src/webhook/verify.ts';
+import { equalInConstantTime, hmacKey, hmacSha256Base64url } from '../../src/webhook/verify.ts';
 
 const latin1Text = fc.uint8Array({ maxLength: 2000 }).map((bytes) => Buffer.from(bytes).toString('latin1'));
 
@@ -34,4 +34,19 @@ test('equals createHmac at the block-size boundaries of key and message', () => 
 test('RFC 4231 test case 2 (key "Jefe")', () => {
   const mac = hmacSha256Base64url(hmacKey(Buffer.from('Jefe')), 'what do ya want for nothing?');
   assert.equal(Buffer.from(mac, 'base64url').toString('hex'), '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+});
+
+test('equalInConstantTime agrees with === for any two strings, equal lengths or not', () => {
+  const signature = fc.stringMatching(/^[A-Za-z0-9_-]{0,44}$/);
+  fc.assert(
+    fc.property(signature, signature, (a, b) => {
+      assert.equal(equalInConstantTime(a, b), a === b);
+      assert.equal(equalInConstantTime(a, a), true);
+    }),
+  );
+  // A difference in the first or the last character only.
+  const mac = 'x'.repeat(42);
+  assert.equal(equalInConstantTime(`a${mac}`, `b${mac}`), false);
+  assert.equal(equalInConstantTime(`${mac}a`, `${mac}b`), false);
+  assert.equal(equalInConstantTime('', ''), true);
 });
