@@ -63,17 +63,26 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 // The runtime flags baked into the executable: package.json's
 // controlPlane.execArgv (the bench runs the sources with them too);
 // CONTROL_PLANE_EXEC_ARGV replaces them, to compare variants.
-// - V8 grows the young generation to 16 MiB semi-spaces under a webhook
-//   burst; 2 MiB keeps peak RSS under 100 MB (bench: 120 -> 97 MB) at no
-//   measurable CPU cost. The minimum is pinned to the same 2 MiB: with only
-//   a maximum, about half the bursts ran in another mode (--trace-gc-nvp:
-//   ~100 MB of short-lived objects promoted instead of ~7 MB, old space
-//   growing to 45 MB between collections, peak RSS ~120 MB, CPU +15%);
-//   with min = max, 8 runs of 8 stayed in the normal mode (RSS 89-100 MB).
+// Each was chosen by same-run A/B bursts of executables that differ only in
+// these flags (6 alternating bursts each; bench/results has the runs):
+// - No Maglev (V8's mid-tier JIT): its code and compile zones added ~18 MB
+//   to peak RSS under a webhook burst, and TurboFan alone serves the burst
+//   as fast (21.9k req/s with Maglev, 22.2k without).
+// - No allocation-site pretenuring: once objects from one allocation site
+//   survive scavenges (a burst keeps many requests in flight), V8 may start
+//   allocating that site's objects directly in old space, where these
+//   short-lived ones die just the same. Bursts then ran in a second mode:
+//   ~100 MB of short-lived objects promoted instead of ~7 MB
+//   (--trace-gc-nvp), peak RSS 20-30 MB higher, CPU +15%. At 4 MiB
+//   semi-spaces 3 of 5 bursts ran that way (110 MB against 81); without
+//   pretenuring 6 of 6 ran at 80-81 MB.
+// - Semi-spaces pinned at 8 MiB (min = max, so V8 does not resize them in
+//   the middle of a burst): with the two flags above, 8 MiB is where fewer
+//   scavenges stop paying (2 MiB: 20.3k req/s, 8: 22.2k, 16: 22.3k) and
+//   peak RSS stays ~94 MB (16 MiB: ~106).
 // - Two V8 platform threads instead of four: on the small VMs this runs on
 //   (and in the 2-core bench, shared with the load generator) the extra GC
-//   helpers only compete for the cores. Same-run bench, 5 repeats, twice:
-//   +5-9% webhooks/s, p99 -10%, peak RSS -3 MB.
+//   helpers only compete for the cores: +5-9% webhooks/s, p99 -10%.
 const EXEC_ARGV = process.env.CONTROL_PLANE_EXEC_ARGV?.split(' ').filter(Boolean) ?? packageJson.controlPlane?.execArgv ?? [];
 
 mkdirSync(work, { recursive: true });
