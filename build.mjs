@@ -83,6 +83,10 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 // - Two V8 platform threads instead of four: on the small VMs this runs on
 //   (and in the 2-core bench, shared with the load generator) the extra GC
 //   helpers only compete for the cores: +5-9% webhooks/s, p99 -10%.
+// The price: the first two change V8's flag hash, so V8 refuses the code
+// cache of Node's own built-in modules and compiles http, net, crypto...
+// from source at every start (exec -> healthy ~54 -> ~71 ms; the limit is
+// 150 ms). The semi-space sizes do not change the hash.
 const EXEC_ARGV = process.env.CONTROL_PLANE_EXEC_ARGV?.split(' ').filter(Boolean) ?? packageJson.controlPlane?.execArgv ?? [];
 
 mkdirSync(work, { recursive: true });
