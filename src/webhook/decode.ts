@@ -10,10 +10,10 @@
 // LiveKit actually sends: it builds the same message instances (same
 // classes, same defaults, same values) about 3x faster, and gives up, to
 // fromJson, on anything it does not handle exactly as fromJson does:
-// null values, oneofs, well-known types, bytes, floats, numeric int64,
-// string int32, unknown enum names, proto (snake_case) field names, keys
-// that collide with Object.prototype, strings that are not well-formed
-// UTF-16. decode-equivalence.test.ts checks, with assert.deepStrictEqual,
+// null values, a oneof given two members, well-known types, bytes, floats,
+// numeric int64, string int32, unknown enum names, proto (snake_case) field
+// names, keys that collide with Object.prototype, strings that are not
+// well-formed UTF-16. decode-equivalence.test.ts checks, with assert.deepStrictEqual,
 // that every result it gives equals fromJson's.
 
 import { isAscii } from 'node:buffer';
@@ -69,7 +69,8 @@ interface FieldDescription {
   readonly jsonName: string;
   readonly kind: 'scalar' | 'enum' | 'message' | 'map';
   readonly repeated: boolean;
-  readonly oneof?: unknown;
+  /** The oneof the field is a member of: the message holds `{ case: <member's localName>, value }` under the oneof's localName. */
+  readonly oneof?: { readonly localName: string };
   /** ScalarType number, EnumType or MessageType, by kind. */
   readonly T?: unknown;
   /** LongType for 64-bit scalars: 0 bigint, 1 string. */
@@ -246,10 +247,31 @@ function messageReader(type: MessageClass): MessageReader | undefined {
   const fieldReaders: FieldReader[] = [];
   const cases: string[] = [];
   const giveUpKeys = new Set<string>();
+  /** Each oneof's index: `seen<index>` says one of its members was read already. */
+  const oneofs = new Map<object, number>();
   for (const field of type.fields.list() as readonly FieldDescription[]) {
     const jsonName = JSON.stringify(field.jsonName);
     if (field.name !== field.jsonName) giveUpKeys.add(field.name);
-    const single = field.kind !== 'map' && !field.repeated && field.oneof === undefined ? valueReader(field.kind, field.T, field.L) : undefined;
+    if (field.oneof !== undefined) {
+      // A oneof member, stored as fromJson stores it: `{ case, value }` under
+      // the oneof's name. A second member of the same oneof makes fromJson
+      // throw, and a null member is skipped by it: both are left to it (a
+      // null makes every value reader give up).
+      const member = field.kind !== 'map' && !field.repeated ? valueReader(field.kind, field.T, field.L) : undefined;
+      if (member === undefined) {
+        cases.push(`case ${jsonName}: return undefined;`);
+        continue;
+      }
+      let oneof = oneofs.get(field.oneof);
+      if (oneof === undefined) oneofs.set(field.oneof, (oneof = oneofs.size));
+      cases.push(
+        `case ${jsonName}: { if (seen${oneof}) return undefined; seen${oneof} = true; const entry = values[${valueReaders.length}](json[key]); if (entry === GIVE_UP) return undefined; ` +
+          `message[${JSON.stringify(field.oneof.localName)}] = { case: ${JSON.stringify(field.localName)}, value: entry }; break; }`,
+      );
+      valueReaders.push(member);
+      continue;
+    }
+    const single = field.kind !== 'map' && !field.repeated ? valueReader(field.kind, field.T, field.L) : undefined;
     if (single !== undefined) {
       // The common case: one value, stored by name.
       cases.push(`case ${jsonName}: { const entry = values[${valueReaders.length}](json[key]); if (entry === GIVE_UP) return undefined; message[${JSON.stringify(field.localName)}] = entry; break; }`);
@@ -275,6 +297,7 @@ function messageReader(type: MessageClass): MessageReader | undefined {
     `return function read(json) {
       if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
       const message = create();
+      ${[...oneofs.values()].map((index) => `let seen${index} = false;`).join(' ')}
       for (const key in json) {
         switch (key) {
           ${cases.join('\n          ')}
