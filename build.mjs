@@ -80,13 +80,20 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 //   the middle of a burst): with the two flags above, 8 MiB is where fewer
 //   scavenges stop paying (2 MiB: 20.3k req/s, 8: 22.2k, 16: 22.3k) and
 //   peak RSS stays ~94 MB (16 MiB: ~106).
+// - TurboFan after 500 calls of a function instead of 3000: V8 otherwise
+//   spends the first tens of thousands of webhooks after a start compiling
+//   on its worker threads (~12 us of CPU per webhook in a burst after 2000
+//   webhooks of warm-up, --no-opt showed GC is the rest), which a 2-core VM
+//   shares with everything else. The first burst after a restart then runs
+//   on optimized code: +14% req/s and p99 -20% in the bench; once warm
+//   (20 000 webhooks) the two are within ~6%. 1000: +9%; 200: as 500.
 // - Two V8 platform threads instead of four: on the small VMs this runs on
 //   (and in the 2-core bench, shared with the load generator) the extra GC
 //   helpers only compete for the cores: +5-9% webhooks/s, p99 -10%.
-// The price: the first two change V8's flag hash, so V8 refuses the code
-// cache of Node's own built-in modules and compiles http, net, crypto...
-// from source at every start (exec -> healthy ~54 -> ~71 ms; the limit is
-// 150 ms). The semi-space sizes do not change the hash.
+// The price: the V8 flags other than the semi-space sizes change V8's flag
+// hash, so V8 refuses the code cache of Node's own built-in modules and
+// compiles http, net, crypto... from source at every start (exec ->
+// healthy ~54 -> ~74 ms; the limit is 150 ms).
 const EXEC_ARGV = process.env.CONTROL_PLANE_EXEC_ARGV?.split(' ').filter(Boolean) ?? packageJson.controlPlane?.execArgv ?? [];
 
 mkdirSync(work, { recursive: true });
