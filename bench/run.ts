@@ -116,6 +116,8 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   for (const name of [...wanted]) {
     const bare = set.bareFor.get(name);
     if (bare) wanted.add(bare);
+    const bareSameFlags = set.bareSameFlagsFor.get(name);
+    if (bareSameFlags) wanted.add(bareSameFlags);
     if (set.bareFor.has(name)) wanted.add(set.sdk);
   }
   const targets = set.targets.filter((target) => wanted.has(target.name));
@@ -190,7 +192,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     attribution = await runAttribution({ concurrency: settings.c, count: settings.n, warmup: settings.warmup, repeats: settings.repeats, log });
   }
 
-  const summaries = summarise(targets, results, set.bareFor, set.sdk);
+  const summaries = summarise(targets, results, set.bareFor, set.bareSameFlagsFor, set.sdk);
   const controlPlaneRows = [NAMES.source, NAMES.executable];
   const verdictList = verdicts(summaries, startup, controlPlaneRows, NAMES.executable);
   const workloadMix = buildWorkload({ count: settings.n, seed: 1000 });
@@ -207,7 +209,9 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     `Burst: ${settings.n.toLocaleString('en-US')} unique signed webhooks per server and repeat (mean body ${workloadMix.meanBodyBytes.toFixed(0)} B), ` +
       `${settings.c} in flight through an undici Pool (${settings.c} rooms at once, each room's events one at a time, as LiveKit sends them), ` +
       `${settings.warmup} warm-up webhooks first, ${settings.repeats} repeats with the server order alternating, the load generator on the same machine. ` +
-      `Each server writes to stdout redirected to a file. Medians over the repeats; ratios are taken within each repeat.`,
+      `Each server writes to stdout redirected to a file. Medians over the repeats; ratios are taken within each repeat. ` +
+      `× bare compares with bare node:http on Node's default flags, as issue 6's targets do; × bare, same flags with bare node:http run with control-plane's runtime flags ` +
+      `(they speed it up too, mostly by optimizing sooner after start), which is the part of the ratio that is the code and not the flags.`,
   );
   sections.push(`Mix: ${[...workloadMix.mix].sort((a, b) => b[1] - a[1]).map(([name, count]) => `${name} ${((count * 100) / workloadMix.count).toFixed(1)}%`).join(', ')}.`);
   if (set.notes.length) sections.push(set.notes.map((note) => `Note: ${note}`).join('\n\n'));

@@ -3,7 +3,8 @@
 //   2. a bare node:http server (the runtime's practical limit), on the
 //      bench's Node.js and, when the executable exists, on the runtime the
 //      executable embeds, so each control-plane row has a bare server on
-//      its own runtime to be compared with;
+//      its own runtime to be compared with; and once more with
+//      control-plane's runtime flags, like for like;
 //   3. livekit-server-sdk's WebhookReceiver in node:http (what a TypeScript
 //      user writes instead).
 
@@ -83,6 +84,12 @@ export interface TargetSet {
   readonly notes: string[];
   /** target name → the bare server on the same runtime. */
   readonly bareFor: ReadonlyMap<string, string>;
+  /**
+   * target name → the bare server run with control-plane's runtime flags:
+   * like for like, it shows how much of a ratio to bare is the flags (JIT
+   * warm-up, GC sizing) rather than the code.
+   */
+  readonly bareSameFlagsFor: ReadonlyMap<string, string>;
   readonly sdk: string;
 }
 
@@ -91,6 +98,7 @@ export const NAMES = {
   executable: 'control-plane (dist)',
   bare: 'bare node:http',
   bareEmbedded: 'bare node:http (dist runtime)',
+  bareSameFlags: "bare node:http (control-plane's flags)",
   sdk: 'SDK WebhookReceiver',
 } as const;
 
@@ -147,6 +155,12 @@ export function benchTargets(): TargetSet {
     notes.push('dist/control-plane does not exist (run `npm run build`): its row is skipped.');
   }
 
+  // On the runtime the executable embeds when there is one (the runtime of
+  // the row that ships), else on the bench's: one like-for-like bare server
+  // for both control-plane rows.
+  const sameFlagsRuntime = existsSync(EMBEDDED_RUNTIME) ? EMBEDDED_RUNTIME : node;
+  const sameFlagsVersion = runtimeVersion(sameFlagsRuntime);
+  const bareSameFlagsFor = new Map<string, string>([...bareFor.keys()].map((name) => [name, NAMES.bareSameFlags]));
   targets.push(
     {
       name: NAMES.bare,
@@ -154,6 +168,15 @@ export function benchTargets(): TargetSet {
       runtime: nodeVersion,
       command: node,
       args: [...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
+      env: {},
+      output: 'none',
+    },
+    {
+      name: NAMES.bareSameFlags,
+      description: `bench/servers/bare-http.ts run with control-plane's runtime flags (node ${RUNTIME_FLAGS.join(' ')}), on ${sameFlagsVersion}`,
+      runtime: sameFlagsVersion,
+      command: sameFlagsRuntime,
+      args: [...RUNTIME_FLAGS, ...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
       env: {},
       output: 'none',
     },
@@ -167,7 +190,7 @@ export function benchTargets(): TargetSet {
       output: 'sdk',
     },
   );
-  return { targets, notes, bareFor, sdk: NAMES.sdk, cleanup };
+  return { targets, notes, bareFor, bareSameFlagsFor, sdk: NAMES.sdk, cleanup };
 }
 
 function sdkVersion(): string {
