@@ -120,6 +120,15 @@ const UNSIGNED_DECIMAL = /^[0-9]{1,20}$/;
 /** Keys that a plain object lookup in protobuf-es would resolve through Object.prototype. */
 const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
 
+/** A 64-bit integer as protojson writes it (a decimal string), as a bigint in [min, max]. */
+function longReader(decimal: RegExp, min: bigint, max: bigint): ValueReader {
+  return (value) => {
+    if (typeof value !== 'string' || !decimal.test(value)) return GIVE_UP;
+    const long = BigInt(value);
+    return long >= min && long <= max ? long : GIVE_UP;
+  };
+}
+
 function scalarReader(type: number, longType: number | undefined): ValueReader | undefined {
   switch (type) {
     case STRING:
@@ -139,20 +148,10 @@ function scalarReader(type: number, longType: number | undefined): ValueReader |
     case INT64:
     case SINT64:
     case SFIXED64:
-      if (longType !== LONG_AS_BIGINT) return undefined;
-      return (value) => {
-        if (typeof value !== 'string' || !SIGNED_DECIMAL.test(value)) return GIVE_UP;
-        const long = BigInt(value);
-        return long >= INT64_MIN && long <= INT64_MAX ? long : GIVE_UP;
-      };
+      return longType === LONG_AS_BIGINT ? longReader(SIGNED_DECIMAL, INT64_MIN, INT64_MAX) : undefined;
     case UINT64:
     case FIXED64:
-      if (longType !== LONG_AS_BIGINT) return undefined;
-      return (value) => {
-        if (typeof value !== 'string' || !UNSIGNED_DECIMAL.test(value)) return GIVE_UP;
-        const long = BigInt(value);
-        return long <= UINT64_MAX ? long : GIVE_UP;
-      };
+      return longType === LONG_AS_BIGINT ? longReader(UNSIGNED_DECIMAL, 0n, UINT64_MAX) : undefined;
     default:
       // FLOAT (a float32 range check), BYTES (base64): left to fromJson.
       return undefined;
