@@ -13,8 +13,8 @@
 // null values, a oneof given two members, well-known types, bytes, floats,
 // numeric int64, string int32, unknown enum names, proto (snake_case) field
 // names, keys that collide with Object.prototype, strings that are not
-// well-formed UTF-16. decode-equivalence.test.ts checks, with assert.deepStrictEqual,
-// that every result it gives equals fromJson's.
+// well-formed UTF-16. decode-equivalence.test.ts checks, with
+// assert.deepStrictEqual, that every result it gives equals fromJson's.
 
 import { isAscii } from 'node:buffer';
 import { WebhookEvent } from '@livekit/protocol';
@@ -254,8 +254,9 @@ function messageReader(type: MessageClass): MessageReader | undefined {
     if (field.oneof !== undefined) {
       // A oneof member, stored as fromJson stores it: `{ case, value }` under
       // the oneof's name. A second member of the same oneof makes fromJson
-      // throw, and a null member is skipped by it: both are left to it (a
-      // null makes every value reader give up).
+      // throw, and it treats a null member in its own ways (a null scalar is
+      // skipped): both are left to it (a null makes every value reader give
+      // up).
       const member = field.kind !== 'map' && !field.repeated ? valueReader(field.kind, field.T, field.L) : undefined;
       if (member === undefined) {
         cases.push(`case ${jsonName}: return undefined;`);
