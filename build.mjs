@@ -64,7 +64,7 @@ if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, pack
 // controlPlane.execArgv (the bench runs the sources with them too);
 // CONTROL_PLANE_EXEC_ARGV replaces them, to compare variants.
 // Each was chosen by same-run A/B bursts of executables that differ only in
-// these flags (6 alternating bursts each; bench/results has the runs):
+// these flags (bench/ab.ts, 5-8 alternating bursts each):
 // - No Maglev (V8's mid-tier JIT): its code and compile zones added ~18 MB
 //   to peak RSS under a webhook burst, and TurboFan alone serves the burst
 //   as fast (21.9k req/s with Maglev, 22.2k without).
