@@ -13,12 +13,12 @@ import { Bench } from 'tinybench';
 import { livekitLine } from '../src/obs/livekit.ts';
 import { encodeLine, formatTimestamp, LineEncoder, type ObsEvent } from '../src/obs/schema.ts';
 import { SessionStore } from '../src/obs/sessions.ts';
-import { LineWriter } from '../src/sinks/line-writer.ts';
+import { LineWriter } from '../src/output/line-writer.ts';
 import { StdoutSink, writeAllSync } from '../src/sinks/stdout.ts';
-import { decodeWebhook } from '../src/webhook/decode.ts';
-import { RecentIds } from '../src/webhook/dedup.ts';
-import { mapVerifiedWebhook, type PipelineContext, processWebhook } from '../src/webhook/pipeline.ts';
-import { bodyHashMatches, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../src/webhook/verify.ts';
+import { decodeWebhook } from '../src/pipeline/decode.ts';
+import { RecentIds } from '../src/store/recent-ids.ts';
+import { mapVerifiedWebhook, type PipelineContext, processWebhook } from '../src/pipeline/pipeline.ts';
+import { bodyHashMatches, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../src/pipeline/verify.ts';
 import type { MicroResult } from './report.ts';
 import { BENCH_KEY, buildWorkload, type Webhook } from './workload.ts';
 

@@ -22,8 +22,8 @@ import {
   type RoomSpec,
   sipParticipant,
   standardParticipant,
-} from '../src/webhook/samples.ts';
-import { signWebhook } from '../src/webhook/sign.ts';
+} from '../src/livekit/samples.ts';
+import { signWebhook } from '../src/livekit/sign.ts';
 
 export const BENCH_KEY: KeyPair = { keyId: 'APIbenchkey', secret: 'bench-secret-that-is-long-enough-0123456789ab' };
 

@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import packageJson from '../package.json' with { type: 'json' };
 import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
-import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './webhook/samples.ts';
-import { signWebhook } from './webhook/sign.ts';
+import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
+import { signWebhook } from './livekit/sign.ts';
 
 export const VERSION: string = packageJson.version;
 

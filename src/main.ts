@@ -7,14 +7,14 @@ import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
 import type { ObsEvent } from './obs/schema.ts';
 import { SessionStore } from './obs/sessions.ts';
-import { WebhookServer } from './server.ts';
+import { WebhookServer } from './http/server.ts';
 import { FileSink } from './sinks/file.ts';
-import { LineWriter } from './sinks/line-writer.ts';
+import { LineWriter } from './output/line-writer.ts';
 import type { Sink } from './sinks/sink.ts';
 import { StdoutSink } from './sinks/stdout.ts';
-import { loadState, saveState } from './state/state-file.ts';
-import { RecentIds } from './webhook/dedup.ts';
-import { KeyRing } from './webhook/verify.ts';
+import { loadState, saveState } from './store/state-file.ts';
+import { RecentIds } from './store/recent-ids.ts';
+import { KeyRing } from './pipeline/verify.ts';
 
 /** How long SIGTERM waits for requests in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 10_000;

@@ -14,12 +14,12 @@
 import { writeSync } from 'node:fs';
 import { DaemonMetrics } from '../../src/metrics.ts';
 import { SessionStore } from '../../src/obs/sessions.ts';
-import { WebhookServer } from '../../src/server.ts';
-import { LineWriter } from '../../src/sinks/line-writer.ts';
+import { WebhookServer } from '../../src/http/server.ts';
+import { LineWriter } from '../../src/output/line-writer.ts';
 import type { Sink } from '../../src/sinks/sink.ts';
 import { StdoutSink } from '../../src/sinks/stdout.ts';
-import { RecentIds } from '../../src/webhook/dedup.ts';
-import { KeyRing } from '../../src/webhook/verify.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
+import { KeyRing } from '../../src/pipeline/verify.ts';
 import { listenArgs } from './listen-args.ts';
 
 export const STUBS = ['verify', 'sessions', 'encode', 'write', 'metrics'] as const;

@@ -19,7 +19,7 @@
 // never in a duration.
 
 import { ParticipantInfo_Kind, RoomEndReason, type WebhookEvent } from '@livekit/protocol';
-import type { SessionTracker } from '../webhook/pipeline.ts';
+import type { SessionTracker } from '../pipeline/pipeline.ts';
 import {
   answeredCall,
   type CallEnd,

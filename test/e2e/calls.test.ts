@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { encodeBody, type JsonObject } from '../../src/webhook/samples.ts';
+import { encodeBody, type JsonObject } from '../../src/livekit/samples.ts';
 import { type Daemon, type ObsLine, postSigned, startDaemon } from '../helpers/daemon.ts';
 import { agentParticipant, RoomScript, sipLeg, standardParticipant } from '../obs/sessions.helpers.ts';
 

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { KeyRing, verifyWebhook } from '../../src/webhook/verify.ts';
+import { KeyRing, verifyWebhook } from '../../src/pipeline/verify.ts';
 import { freePort, runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
 
 describe('command line', () => {

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
 import { Daemon, freePort, postSigned, programCommand, startDaemon, testEnv } from '../helpers/daemon.ts';
 import { sleep } from '../sinks/log-files.ts';
 

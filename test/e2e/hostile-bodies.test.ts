@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'undici';
-import { UNVERIFIED_BODY_LIMIT } from '../../src/server.ts';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { UNVERIFIED_BODY_LIMIT } from '../../src/http/server.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { authorize, type Daemon, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 import { sampleValue, scrapeMetrics } from '../helpers/prometheus-text.ts';
 

@@ -8,8 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { Pool } from 'undici';
 import { REJECTED_LINES_PER_WINDOW, REJECTED_LINES_TOTAL_PER_WINDOW, REJECTION_WINDOW_MS } from '../../src/obs/rejection-limit.ts';
-import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { authorize, OTHER_KEY, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 

@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Client } from 'undici';
-import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
+import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/livekit/samples.ts';
 import { authorize, startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { parsePrometheusText, sumValues } from '../helpers/prometheus-text.ts';
 

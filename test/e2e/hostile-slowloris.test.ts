@@ -15,7 +15,7 @@ import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { Client } from 'undici';
-import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
+import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/livekit/samples.ts';
 import { authorize, type Daemon, startDaemon } from '../helpers/daemon.ts';
 import { sampleValue, scrapeMetrics } from '../helpers/prometheus-text.ts';
 

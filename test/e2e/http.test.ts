@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { authorize, type Daemon, type ObsLine, OTHER_KEY, postWebhook, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 
 async function post(daemon: Daemon, body: string | Buffer, headers: Record<string, string> = {}) {

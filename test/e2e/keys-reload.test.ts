@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Pool } from 'undici';
 import type { KeyPair } from '../../src/config.ts';
-import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { encodeBody, sampleWebhook, SAMPLE_EVENTS } from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { type Daemon, type ObsLine, OTHER_KEY, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 

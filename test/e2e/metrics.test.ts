@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { encodeBody, envelope, newRoom, participantJson, roomJson, sipParticipant, standardParticipant } from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { encodeBody, envelope, newRoom, participantJson, roomJson, sipParticipant, standardParticipant } from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { authorize, type Daemon, OTHER_KEY, postWebhook, startDaemon, TEST_KEY } from '../helpers/daemon.ts';
 import { type Family, sampleValue, scrapeMetrics, sumValues } from '../helpers/prometheus-text.ts';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { request } from 'undici';
-import { encodeBody, type JsonObject } from '../../src/webhook/samples.ts';
+import { encodeBody, type JsonObject } from '../../src/livekit/samples.ts';
 import { authorize, type Daemon, type ObsLine, startDaemon } from '../helpers/daemon.ts';
 import { agentParticipant, RoomScript, sipLeg } from '../obs/sessions.helpers.ts';
 

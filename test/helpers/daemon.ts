@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'undici';
 import { fileURLToPath } from 'node:url';
-import { signWebhook } from '../../src/webhook/sign.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import type { KeyPair } from '../../src/config.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -15,7 +15,7 @@ import {
   sampleWebhook,
   sipParticipant,
   standardParticipant,
-} from '../../src/webhook/samples.ts';
+} from '../../src/livekit/samples.ts';
 
 /** Webhook JSON bodies around `nowMs` (the receiver's clock of the test). */
 export function realishEvents(nowMs: number): fc.Arbitrary<JsonObject> {

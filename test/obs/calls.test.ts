@@ -8,7 +8,7 @@ import { SessionStore } from '../../src/obs/sessions.ts';
 import { encodeLine } from '../../src/obs/schema.ts';
 import { redactPhoneNumbers } from '../../src/obs/redact.ts';
 import { agentParticipant, project, RoomScript, run, sipLeg, standardParticipant } from './sessions.helpers.ts';
-import type { JsonObject } from '../../src/webhook/samples.ts';
+import type { JsonObject } from '../../src/livekit/samples.ts';
 
 type Expected = Record<string, unknown>;
 

@@ -14,9 +14,9 @@ import fc from 'fast-check';
 import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../../src/obs/schema.ts';
 import { parseSessionSnapshot, SessionStore } from '../../src/obs/sessions.ts';
-import { RecentIds } from '../../src/webhook/dedup.ts';
-import { mapVerifiedWebhook } from '../../src/webhook/pipeline.ts';
-import type { JsonObject, ParticipantSpec } from '../../src/webhook/samples.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
+import { mapVerifiedWebhook } from '../../src/pipeline/pipeline.ts';
+import type { JsonObject, ParticipantSpec } from '../../src/livekit/samples.ts';
 import { decode, RoomScript, T0 } from './sessions.helpers.ts';
 
 // ------------------------------------------------------------------ worlds

@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { CallRecord } from '../../src/obs/calls.ts';
 import { SESSION_DEFAULTS, type SessionRecord, type SessionSnapshot, SessionStore } from '../../src/obs/sessions.ts';
-import { saveState } from '../../src/state/state-file.ts';
+import { saveState } from '../../src/store/state-file.ts';
 import { RoomScript, run, sipLeg, T0 } from './sessions.helpers.ts';
 
 v8.setFlagsFromString('--expose-gc');

@@ -1,11 +1,11 @@
 // Builders for the session and call tests: LiveKit-shaped webhook bodies
-// (src/webhook/samples.ts) decoded the way the daemon decodes them, and a
+// (src/livekit/samples.ts) decoded the way the daemon decodes them, and a
 // driver that feeds them to a SessionStore and collects the derived lines.
 
 import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../../src/obs/schema.ts';
 import type { SessionStore } from '../../src/obs/sessions.ts';
-import { decodeWebhook } from '../../src/webhook/decode.ts';
+import { decodeWebhook } from '../../src/pipeline/decode.ts';
 import {
   agentParticipant,
   encodeBody,
@@ -19,7 +19,7 @@ import {
   roomJson,
   sipParticipant,
   standardParticipant,
-} from '../../src/webhook/samples.ts';
+} from '../../src/livekit/samples.ts';
 
 /** 2026-12-01T12:00:00Z, in Unix seconds: every scenario's room opens here. */
 export const T0 = 1_796_126_400;

@@ -17,7 +17,7 @@ import {
   type SessionState,
   type SessionTrigger,
 } from '../../src/obs/transitions.ts';
-import type { JsonObject } from '../../src/webhook/samples.ts';
+import type { JsonObject } from '../../src/livekit/samples.ts';
 import { agentParticipant, decode, RECEIVER_NOW_MS, RoomScript, run, sipLeg, standardParticipant } from './sessions.helpers.ts';
 
 const sessionLines = (lines: ReturnType<typeof run>) => lines.filter((line) => line.event_type === 'session.state_changed').map((line) => [line.from_state ?? null, line.to_state]);

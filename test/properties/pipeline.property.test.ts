@@ -14,18 +14,18 @@ import fc from 'fast-check';
 import { base64url } from 'jose';
 import { type ObsEvent, encodeLine, EVENT_TYPES, FIELD_ORDER } from '../../src/obs/schema.ts';
 import { SessionStore } from '../../src/obs/sessions.ts';
-import { decodeWebhook } from '../../src/webhook/decode.ts';
-import { RecentIds } from '../../src/webhook/dedup.ts';
-import { mapVerifiedWebhook, type PipelineContext, processWebhook, type WebhookOutcome } from '../../src/webhook/pipeline.ts';
+import { decodeWebhook } from '../../src/pipeline/decode.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
+import { mapVerifiedWebhook, type PipelineContext, processWebhook, type WebhookOutcome } from '../../src/pipeline/pipeline.ts';
 import {
   type JsonObject,
   encodeBody,
   SAMPLE_EVENTS,
   sampleWebhook,
-} from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
-import { DECODE_REASONS } from '../../src/webhook/decode.ts';
-import { KeyRing, VERIFY_REASONS } from '../../src/webhook/verify.ts';
+} from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
+import { DECODE_REASONS } from '../../src/pipeline/decode.ts';
+import { KeyRing, VERIFY_REASONS } from '../../src/pipeline/verify.ts';
 import { OTHER_KEY, TEST_KEY } from '../helpers/daemon.ts';
 import { realishEvents } from '../helpers/event-streams.ts';
 

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Pool } from 'undici';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
 import { authorize, type ObsLine } from '../helpers/daemon.ts';
 
 export interface LogFile {

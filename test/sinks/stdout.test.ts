@@ -4,7 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { test } from 'node:test';
 import { SinkWriteError } from '../../src/sinks/sink.ts';
 import { StdoutSink, writeAllSync } from '../../src/sinks/stdout.ts';
-import { LineWriter } from '../../src/sinks/line-writer.ts';
+import { LineWriter } from '../../src/output/line-writer.ts';
 import type { ObsEvent } from '../../src/obs/schema.ts';
 import { MemorySink } from '../helpers/memory-sink.ts';
 

@@ -24,8 +24,8 @@ import {
   sampleWebhook,
   sipParticipant,
   standardParticipant,
-} from '../../src/webhook/samples.ts';
-import { signWebhook } from '../../src/webhook/sign.ts';
+} from '../../src/livekit/samples.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
 import { freePort, type ObsLine, REPO_ROOT, TEST_KEY } from '../helpers/daemon.ts';
 import { hostPath, inside, insideOk, run, sandboxDown, sandboxUnavailable, sandboxUp, unitProperties } from './sandbox.ts';
 

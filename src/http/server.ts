@@ -2,8 +2,8 @@
 // and the write-before-answer rule. Under load it works in turns of the
 // event loop: the webhooks whose bodies completed in one turn are processed
 // together right after it (processReady), and the accepted ones are written
-// with one write and then answered (src/webhook/group-commit.ts). The decisions
-// about a webhook are made in src/webhook/pipeline.ts; what lives here is
+// with one write and then answered (src/output/group-commit.ts). The decisions
+// about a webhook are made in src/pipeline/pipeline.ts; what lives here is
 // how the daemon stays standing under hostile traffic (SPEC §2):
 //
 // - Every request gets a JSON answer and at most one `webhook.rejected`
@@ -22,14 +22,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse, S
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE, type DaemonMetrics } from './metrics.ts';
-import { RejectionLimiter } from './obs/rejection-limit.ts';
-import type { ObsEvent } from './obs/schema.ts';
-import type { LineWriter } from './sinks/line-writer.ts';
-import { DECODE_REASONS } from './webhook/decode.ts';
-import { GroupCommit, type GroupResult } from './webhook/group-commit.ts';
-import { type CheckedWebhook, checkWebhookNow, mapChecked, type PipelineContext, RECEIVED, rejectedLine, type WebhookOutcome, type WebhookRequest } from './webhook/pipeline.ts';
-import { VERIFY_REASONS, verifyWebhook } from './webhook/verify.ts';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE, type DaemonMetrics } from '../metrics.ts';
+import { RejectionLimiter } from '../obs/rejection-limit.ts';
+import type { ObsEvent } from '../obs/schema.ts';
+import type { LineWriter } from '../output/line-writer.ts';
+import { DECODE_REASONS } from '../pipeline/decode.ts';
+import { GroupCommit, type GroupResult } from '../output/group-commit.ts';
+import { type CheckedWebhook, checkWebhookNow, mapChecked, type PipelineContext, RECEIVED, rejectedLine, type WebhookOutcome, type WebhookRequest } from '../pipeline/pipeline.ts';
+import { VERIFY_REASONS, verifyWebhook } from '../pipeline/verify.ts';
 
 export const WEBHOOK_PATH = '/webhook';
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -172,7 +172,7 @@ export class WebhookServer {
   private readonly options: ServerOptions;
   private readonly clock: () => number;
   private readonly limiter = new RejectionLimiter();
-  /** Accepted webhooks waiting for this turn's one write (src/webhook/group-commit.ts). */
+  /** Accepted webhooks waiting for this turn's one write (src/output/group-commit.ts). */
   private readonly group: GroupCommit;
   /** options.pipeline, plus the group commit's hook. */
   private readonly pipeline: PipelineContext;

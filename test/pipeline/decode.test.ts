@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeWebhook } from '../../src/webhook/decode.ts';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
+import { decodeWebhook } from '../../src/pipeline/decode.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
 
 const decode = (text: string) => decodeWebhook(Buffer.from(text));
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { bodySha256, signWebhook } from '../../src/webhook/sign.ts';
-import { acceptsLiveKitToken, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../../src/webhook/verify.ts';
+import { bodySha256, signWebhook } from '../../src/livekit/sign.ts';
+import { acceptsLiveKitToken, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../../src/pipeline/verify.ts';
 
 const KEY = { keyId: 'APIkey1', secret: 'secret-one-that-is-long-enough-0123456789' };
 const SECOND = { keyId: 'APIkey2', secret: 'secret-two-that-is-long-enough-9876543210' };

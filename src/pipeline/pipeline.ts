@@ -12,7 +12,7 @@ import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../obs/schema.ts';
 import { livekitLine, sessionIdOf } from '../obs/livekit.ts';
 import { decodeWebhook } from './decode.ts';
-import type { RecentIds } from './dedup.ts';
+import type { RecentIds } from '../store/recent-ids.ts';
 import { type KeyRing, verifyLiveKitWebhook, verifyWebhookWithJose } from './verify.ts';
 
 /** Derives call.*, session.* and provider.* lines; implemented by SessionStore. */

@@ -24,7 +24,7 @@
 
 import type { ObsEvent } from '../obs/schema.ts';
 import type { SinkWriteError } from '../sinks/sink.ts';
-import type { SessionTracker, WebhookOutcome } from './pipeline.ts';
+import type { SessionTracker, WebhookOutcome } from '../pipeline/pipeline.ts';
 
 export interface LineOutput {
   /** Writes the lines as one chunk: null when they are all in the output, the error otherwise. */

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { SessionStore } from '../../src/obs/sessions.ts';
-import { decodeState, encodeState, loadState, saveState, STATE_FORMAT } from '../../src/state/state-file.ts';
-import { RecentIds } from '../../src/webhook/dedup.ts';
+import { decodeState, encodeState, loadState, saveState, STATE_FORMAT } from '../../src/store/state-file.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
 import { RoomScript, run, sipLeg } from '../obs/sessions.helpers.ts';
 
 const directory = mkdtempSync(join(tmpdir(), 'cp-state-test-'));

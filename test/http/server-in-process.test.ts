@@ -5,14 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DaemonMetrics } from '../src/metrics.ts';
-import { SessionStore } from '../src/obs/sessions.ts';
-import { WebhookServer } from '../src/server.ts';
-import { LineWriter } from '../src/sinks/line-writer.ts';
-import { RecentIds } from '../src/webhook/dedup.ts';
-import { signWebhook } from '../src/webhook/sign.ts';
-import { KeyRing } from '../src/webhook/verify.ts';
-import { MemorySink } from './helpers/memory-sink.ts';
+import { DaemonMetrics } from '../../src/metrics.ts';
+import { SessionStore } from '../../src/obs/sessions.ts';
+import { WebhookServer } from '../../src/http/server.ts';
+import { LineWriter } from '../../src/output/line-writer.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
+import { signWebhook } from '../../src/livekit/sign.ts';
+import { KeyRing } from '../../src/pipeline/verify.ts';
+import { MemorySink } from '../helpers/memory-sink.ts';
 
 const KEY = { keyId: 'APIinprocess', secret: 'in-process-secret-long-enough-0123456789abcdef' };
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { firstHeader } from '../src/server.ts';
+import { firstHeader } from '../../src/http/server.ts';
 
 test('firstHeader agrees with request.headers for Authorization and Content-Length', async () => {
   const seen: IncomingMessage[] = [];

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { AccessToken, WebhookReceiver } from 'livekit-server-sdk';
-import { encodeBody, sampleWebhook } from '../../src/webhook/samples.ts';
-import { bodySha256, signWebhook } from '../../src/webhook/sign.ts';
-import { bodyHashMatches, KeyRing, tokenFromHeader, verifyWebhook, type VerifyResult } from '../../src/webhook/verify.ts';
+import { encodeBody, sampleWebhook } from '../../src/livekit/samples.ts';
+import { bodySha256, signWebhook } from '../../src/livekit/sign.ts';
+import { bodyHashMatches, KeyRing, tokenFromHeader, verifyWebhook, type VerifyResult } from '../../src/pipeline/verify.ts';
 
 const KEY = { keyId: 'APIkey1', secret: 'secret-one-that-is-long-enough-0123456789' };
 const SECOND = { keyId: 'APIkey2', secret: 'secret-two-that-is-long-enough-9876543210' };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEDUP_WINDOW_MS, RecentIds } from '../../src/webhook/dedup.ts';
+import { DEDUP_WINDOW_MS, RecentIds } from '../../src/store/recent-ids.ts';
 
 test('remembers an id for the whole window, then forgets it', () => {
   const ids = new RecentIds();

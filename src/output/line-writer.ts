@@ -6,7 +6,7 @@
 // really went missing downstream.
 
 import { formatTimestamp, LineEncoder, type ObsEvent, type Redactor } from '../obs/schema.ts';
-import { type Sink, SinkWriteError, errnoCode } from './sink.ts';
+import { type Sink, SinkWriteError, errnoCode } from '../sinks/sink.ts';
 
 export class LineWriter {
   private nextSeq = 1;

@@ -1,4 +1,4 @@
-// Group commit (src/webhook/group-commit.ts): writing the webhooks of one
+// Group commit (src/output/group-commit.ts): writing the webhooks of one
 // event-loop turn together must produce exactly the output and the state of
 // writing them one at a time, also when writes fail and LiveKit retries.
 
@@ -7,11 +7,11 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { WebhookEvent } from '@livekit/protocol';
 import { SessionStore, type SessionStoreOptions } from '../../src/obs/sessions.ts';
-import { LineWriter } from '../../src/sinks/line-writer.ts';
-import { RecentIds } from '../../src/webhook/dedup.ts';
-import { GroupCommit, type GroupResult } from '../../src/webhook/group-commit.ts';
-import { mapVerifiedWebhook, stateKeysOf, type WebhookOutcome } from '../../src/webhook/pipeline.ts';
-import { envelope, type JsonObject, newRoom, roomJson, sampleWebhook, sipParticipant } from '../../src/webhook/samples.ts';
+import { LineWriter } from '../../src/output/line-writer.ts';
+import { RecentIds } from '../../src/store/recent-ids.ts';
+import { GroupCommit, type GroupResult } from '../../src/output/group-commit.ts';
+import { mapVerifiedWebhook, stateKeysOf, type WebhookOutcome } from '../../src/pipeline/pipeline.ts';
+import { envelope, type JsonObject, newRoom, roomJson, sampleWebhook, sipParticipant } from '../../src/livekit/samples.ts';
 import { decode, RoomScript } from '../obs/sessions.helpers.ts';
 import { realishEvents } from '../helpers/event-streams.ts';
 import { MemorySink } from '../helpers/memory-sink.ts';

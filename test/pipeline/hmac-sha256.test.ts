@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { equalInConstantTime, hmacKey, hmacSha256Base64url } from '../../src/webhook/verify.ts';
+import { equalInConstantTime, hmacKey, hmacSha256Base64url } from '../../src/pipeline/verify.ts';
 
 const latin1Text = fc.uint8Array({ maxLength: 2000 }).map((bytes) => Buffer.from(bytes).toString('latin1'));
 
