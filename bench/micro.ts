@@ -12,12 +12,11 @@ import { TokenVerifier } from 'livekit-server-sdk';
 import { Bench } from 'tinybench';
 import { livekitLine } from '../src/obs/livekit.ts';
 import { encodeLine, formatTimestamp, LineEncoder, type ObsEvent } from '../src/obs/schema.ts';
-import { SessionStore } from '../src/obs/sessions.ts';
 import { LineWriter } from '../src/output/line-writer.ts';
 import { StdoutSink, writeAllSync } from '../src/sinks/stdout.ts';
 import { decodeWebhook } from '../src/pipeline/decode.ts';
-import { RecentIds } from '../src/store/recent-ids.ts';
-import { mapVerifiedWebhook, type PipelineContext, processWebhook } from '../src/pipeline/pipeline.ts';
+import { MemoryStore } from '../src/store/memory.ts';
+import { type PipelineContext, planOne, processWebhook } from '../test/helpers/pipeline-driver.ts';
 import { bodyHashMatches, KeyRing, verifyWebhook, verifyWebhookWithJose } from '../src/pipeline/verify.ts';
 import type { MicroResult } from './report.ts';
 import { BENCH_KEY, buildWorkload, type Webhook } from './workload.ts';
@@ -66,9 +65,9 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
   // One webhook's lines (received, processing, livekit.*, derived), in stream order.
   const lineSets: ObsEvent[][] = [];
   {
-    const context = { recentIds: new RecentIds(), sessions: new SessionStore() };
+    const store = new MemoryStore();
     for (const event of events) {
-      const outcome = mapVerifiedWebhook(event, Date.now(), context);
+      const outcome = planOne(event, Date.now(), store);
       lineSets.push([...outcome.events]);
       outcome.commit();
     }
@@ -100,21 +99,21 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
   const nextLines = rotate(lineSets);
 
   // The map step runs the real stream in order; a fresh state each lap.
-  let mapContext = { recentIds: new RecentIds(), sessions: new SessionStore() };
+  let mapStore = new MemoryStore();
   let mapIndex = 0;
   const mapNext = () => {
     if (mapIndex === events.length) {
       mapIndex = 0;
-      mapContext = { recentIds: new RecentIds(), sessions: new SessionStore() };
+      mapStore = new MemoryStore();
     }
-    const outcome = mapVerifiedWebhook(events[mapIndex++]!, Date.now(), mapContext);
+    const outcome = planOne(events[mapIndex++]!, Date.now(), mapStore);
     outcome.commit();
     return outcome;
   };
 
   // End to end without HTTP: verify, decode, dedup, map, encode, write to a file.
   const endToEnd = (verifier: 'as shipped' | 'jose only') => {
-    const newContext = (): PipelineContext => ({ keys: () => keys, insecureSkipVerify: false, clockToleranceMs: 60_000, recentIds: new RecentIds(), sessions: new SessionStore() });
+    const newContext = (): PipelineContext => ({ keys: () => keys, insecureSkipVerify: false, clockToleranceMs: 60_000, store: new MemoryStore() });
     let context = newContext();
     let index = 0;
     const writer = new LineWriter(new StdoutSink(fileFd));
@@ -132,7 +131,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
         const verdict = await verifyWebhookWithJose(webhook.authorization, webhook.body, { keys, nowMs: receivedAtMs, clockToleranceMs: 60_000 });
         const decoded = decodeWebhook(webhook.body);
         if (!verdict.ok || !decoded.ok) throw new Error('end to end: refused');
-        outcome = mapVerifiedWebhook(decoded.event, receivedAtMs, context);
+        outcome = planOne(decoded.event, receivedAtMs, context.store);
       }
       if (outcome.status !== 200) throw new Error(`end to end: ${outcome.status} ${outcome.reason}`);
       if (writer.write(outcome.events)) throw new Error('end to end: write failed');
@@ -205,7 +204,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult[]> {
     },
     {
       group: 'map',
-      name: 'dedup + livekit.* + SessionStore (call/session lines), in stream order',
+      name: 'dedup + livekit.* + session step (call/session lines), in stream order',
       run: mapNext,
     },
     {

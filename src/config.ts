@@ -27,6 +27,7 @@ export interface Config {
   readonly maxBody: number;
   readonly clockToleranceMs: number;
   readonly maxConnections: number;
+  readonly maxBodyMemory: number;
 }
 
 /** A setting that is missing, malformed or impossible: the program prints `message` and exits 2. */
@@ -65,6 +66,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'maxBody', flag: '--max-body', env: 'CONTROL_PLANE_MAX_BODY', kind: 'size', default: '1M', help: 'largest webhook body accepted (K, M, G)' },
   { name: 'clockToleranceMs', flag: '--clock-tolerance', env: 'CONTROL_PLANE_CLOCK_TOLERANCE', kind: 'duration', default: '60s', help: 'allowed clock skew on the token exp/nbf (ms, s, m)' },
   { name: 'maxConnections', flag: '--max-connections', env: 'CONTROL_PLANE_MAX_CONNECTIONS', kind: 'count', default: '1024', help: 'open connections accepted at once; more are refused' },
+  { name: 'maxBodyMemory', flag: '--max-body-memory', env: 'CONTROL_PLANE_MAX_BODY_MEMORY', kind: 'size', default: '64M', help: 'request bodies held in memory at once, all connections together; beyond it 503 (K, M, G)' },
 ];
 
 /** LiveKit's own development key pair (`livekit-server --dev`). */
@@ -219,6 +221,7 @@ export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedA
     }
   }
   if ((result.maxConnections as number) < 1) throw new ConfigError('--max-connections: must be at least 1');
+  if ((result.maxBodyMemory as number) < (result.maxBody as number)) throw new ConfigError('--max-body-memory: must be at least --max-body (one largest webhook must fit)');
   if ((result.logKeep as number) > 10_000) throw new ConfigError('--log-keep: at most 10000 rotated files');
   if (result.logFile === null) {
     for (const flag of ['--log-max-size', '--log-keep', '--log-compress', '--fsync']) {

@@ -3,23 +3,24 @@
 
 import { checkConfigCommand, type CommandIo, configFrom, defaultIo, parseCommand, sendCommand, signCommand, usage, VERSION, versionText } from './cli.ts';
 import { type Config, ConfigError, type ParsedArgs } from './config.ts';
+import { WebhookServer } from './http/server.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
 import type { ObsEvent } from './obs/schema.ts';
-import { SessionStore } from './obs/sessions.ts';
-import { WebhookServer } from './http/server.ts';
-import { FileSink } from './sinks/file.ts';
+import { processLine, warningLine } from './obs/webhook-lines.ts';
 import { LineWriter } from './output/line-writer.ts';
-import type { Sink } from './sinks/sink.ts';
-import { StdoutSink } from './sinks/stdout.ts';
-import { loadState, saveState } from './store/state-file.ts';
-import { RecentIds } from './store/recent-ids.ts';
+import { Output } from './output/output.ts';
 import { KeyRing } from './pipeline/verify.ts';
+import { FileSink } from './sinks/file.ts';
+import type { Sink, SinkWriteError } from './sinks/sink.ts';
+import { StdoutSink } from './sinks/stdout.ts';
+import { MemoryStore } from './store/memory.ts';
+import { StateJournal } from './store/state-journal.ts';
 
 /** How long SIGTERM waits for requests in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
-/** SPEC §1: state is saved at shutdown and at least this often. */
-const STATE_SAVE_INTERVAL_MS = 10_000;
+/** Expiry and caps are applied at least this often, also when no webhook arrives. */
+const STORE_MAINTENANCE_INTERVAL_MS = 10_000;
 const SUMMARY_FLUSH_INTERVAL_MS = 5_000;
 
 export async function main(argv: readonly string[], io: CommandIo = defaultIo()): Promise<number> {
@@ -62,6 +63,18 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
   }
 }
 
+/** The embedded store, made durable by a state journal with --state-file; the warnings of loading it. */
+function openStore(config: Config, reportProblem: (message: string) => void): { store: MemoryStore; journal: StateJournal | null; warnings: string[] } {
+  if (!config.stateFile) return { store: new MemoryStore(), journal: null, warnings: [] };
+  const store = new MemoryStore({}, `memory (state file ${config.stateFile})`);
+  const journal = new StateJournal({ path: config.stateFile, fsync: config.fsync, warn: reportProblem });
+  try {
+    return { store, journal, warnings: journal.open(store) };
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 /**
  * What the daemon says on stderr once it runs. Under systemd stderr shares
  * the journal with the output, so it is JSON too: `journalctl -o cat | jq`
@@ -72,47 +85,40 @@ function diagnosticLine(message: string, nowMs: number): string {
   return `${JSON.stringify({ ts: new Date(nowMs).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message })}\n`;
 }
 
-function warning(detail: string): ObsEvent {
-  return { level: 'warn', event_type: 'control_plane.warning', session_id: null, detail };
-}
+const formatListen = (address: { host: string; port: number }): string => `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now()));
   const sink = openSink(config, reportProblem);
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
-  const sessions = new SessionStore();
-  const recentIds = new RecentIds();
+  const { store, journal, warnings } = openStore(config, reportProblem);
   let keys = new KeyRing(config.keys);
-
-  const startupWarnings: ObsEvent[] = [];
-  if (config.stateFile) {
-    const loaded = loadState(config.stateFile, Date.now());
-    if (loaded.sessions) sessions.restore(loaded.sessions, Date.now());
-    if (loaded.recentIds) recentIds.restore(loaded.recentIds, Date.now());
-    if (loaded.warning) startupWarnings.push(warning(loaded.warning));
-  }
-  if (config.insecureSkipVerify) {
-    startupWarnings.push(warning('--insecure-skip-verify: webhook signatures are NOT checked; anyone who can reach this port can write events. Development only.'));
-    reportProblem('WARNING: --insecure-skip-verify is on: webhook signatures are not checked. Never use this in production.');
-  }
-  if (config.dev) {
-    startupWarnings.push(warning('--dev: the public development key pair devkey/secret is accepted. Development only.'));
-    reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
-  }
-
-  const metrics = new DaemonMetrics({
-    openSessions: () => sessions.openSessions,
-    openCalls: () => sessions.openCalls,
-    sinkRotations: () => writer.rotations,
-    outputHealthy: () => writer.healthy,
-    evictedSessions: () => sessions.evictedSessions,
+  const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => writer.rotations, outputHealthy: () => writer.healthy });
+  const output = new Output({
+    writer,
+    store,
+    storeReadsKeys: false,
+    schedule: setImmediate,
+    onWriteFailed: (error, webhooks) => {
+      metrics.outputErrors.inc({ code: error.code });
+      reportProblem(`output write failed (${error.code}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
+    },
+    onStoreFailed: (error, webhooks) => {
+      metrics.storeErrors.inc({ reason: error.reason });
+      reportProblem(`store failed (${error.reason}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
+    },
   });
   const server = new WebhookServer({
-    pipeline: { keys: () => keys, insecureSkipVerify: config.insecureSkipVerify, clockToleranceMs: config.clockToleranceMs, recentIds, sessions },
+    keys: () => keys,
+    insecureSkipVerify: config.insecureSkipVerify,
+    clockToleranceMs: config.clockToleranceMs,
+    output,
     writer,
     metrics,
     maxBody: config.maxBody,
+    maxBodyMemory: config.maxBodyMemory,
     maxConnections: config.maxConnections,
+    problem: () => writer.problem ?? store.problem(),
     reportProblem,
   });
 
@@ -121,38 +127,26 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     address = await server.listen(config.port, config.host);
   } catch (error) {
     io.stderr(`control-plane: --host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+    journal?.close();
     writer.close();
     return 2;
   }
-  const started: ObsEvent = {
-    level: 'info',
-    event_type: 'control_plane.started',
-    session_id: null,
-    version: VERSION,
-    listen: `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
-    sink: writer.description,
-    key_ids: keys.keyIds,
-  };
-  const startFailure = writer.write([started, ...startupWarnings]);
-  if (startFailure) reportProblem(`cannot write the start line (${startFailure.code}); serving anyway, /health reports degraded`);
 
-  let stateSaveFailing = false;
-  const saveStateNow = (): void => {
-    if (!config.stateFile) return;
-    const problem = saveState(config.stateFile, { sessions: sessions.snapshot(), recentIds: recentIds.entries() });
-    if (problem) {
-      reportProblem(`state file: ${problem}`);
-      // One line in the output when saving starts failing, not one every 10 s.
-      if (!stateSaveFailing) writer.write([warning(`state file: ${problem}; sessions and recent ids would not survive a restart until saving works again`)]);
-    }
-    stateSaveFailing = problem !== undefined;
-  };
+  const startupWarnings = [...warnings];
+  if (config.insecureSkipVerify) {
+    startupWarnings.push('--insecure-skip-verify: webhook signatures are NOT checked; anyone who can reach this port can write events. Development only.');
+    reportProblem('WARNING: --insecure-skip-verify is on: webhook signatures are not checked. Never use this in production.');
+  }
+  if (config.dev) {
+    startupWarnings.push('--dev: the public development key pair devkey/secret is accepted. Development only.');
+    reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
+  }
+  const started = processLine('control_plane.started', { version: VERSION, listen: formatListen(address), sink: writer.description, key_ids: keys.keyIds });
+  writeOrReport(writer, [started, ...startupWarnings.map(warningLine)], reportProblem, 'the start line');
+
   const timers = [
-    setInterval(() => {
-      // Forget ended and abandoned sessions even when no webhook arrives.
-      sessions.prune(Date.now());
-      saveStateNow();
-    }, STATE_SAVE_INTERVAL_MS),
+    // Forget ended and abandoned sessions even when no webhook arrives.
+    setInterval(() => void store.maintain(Date.now()), STORE_MAINTENANCE_INTERVAL_MS),
     setInterval(() => server.flushRejectionSummaries(), SUMMARY_FLUSH_INTERVAL_MS),
   ];
   for (const timer of timers) timer.unref();
@@ -162,14 +156,13 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     if (!config.keysFile) return;
     try {
       // Re-read the keys the way start-up did (keys file + env + credential + --dev).
-      const fresh = configFrom(parsed, io);
-      keys = new KeyRing(fresh.keys);
+      keys = new KeyRing(configFrom(parsed, io).keys);
       metrics.keyReloads.inc({ result: 'success' });
-      writer.write([{ level: 'info', event_type: 'control_plane.keys_reloaded', session_id: null, key_ids: keys.keyIds }]);
+      writeOrReport(writer, [processLine('control_plane.keys_reloaded', { key_ids: keys.keyIds })], reportProblem, 'the keys_reloaded line');
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       metrics.keyReloads.inc({ result: 'failure' });
-      writer.write([warning(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)]);
+      writeOrReport(writer, [warningLine(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)], reportProblem, 'a warning');
       reportProblem(`SIGHUP: keys not reloaded: ${reason}`);
     }
   };
@@ -179,11 +172,14 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
+      const deadline = new Promise((done) => setTimeout(done, SHUTDOWN_GRACE_MS).unref());
       await server.shutdown(SHUTDOWN_GRACE_MS);
+      await Promise.race([output.idle(), deadline]);
       for (const timer of timers) clearInterval(timer);
       server.flushRejectionSummaries();
-      saveStateNow();
-      writer.write([{ level: 'info', event_type: 'control_plane.stopped', session_id: null, detail: `${signal} received; in-flight requests finished` }]);
+      journal?.close();
+      await store.close();
+      writeOrReport(writer, [processLine('control_plane.stopped', { detail: `${signal} received; in-flight requests finished` })], reportProblem, 'the stop line');
       writer.close();
       // Let a background compression of a rotated file finish (bounded);
       // an unfinished one is completed at the next start anyway.
@@ -194,6 +190,16 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGHUP', reload);
   });
+}
+
+/** Lines that answer no request: a failure is reported on stderr, not retried. */
+function writeOrReport(writer: LineWriter, lines: readonly ObsEvent[], reportProblem: (message: string) => void, what: string): void {
+  const result = writer.write(lines);
+  const report = (failure: SinkWriteError | null): void => {
+    if (failure) reportProblem(`cannot write ${what} (${failure.code}); /health reports degraded`);
+  };
+  if (result instanceof Promise) void result.then(report);
+  else report(result);
 }
 
 main(process.argv.slice(2)).then(

@@ -9,6 +9,7 @@
 // (`process_resident_memory_bytes`, ...) so stock dashboards work.
 
 import { readdirSync } from 'node:fs';
+import type { StoreCounts } from './store/store.ts';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -207,9 +208,14 @@ export class Gauge implements Metric {
 
 /** A value read from its owner when scraped: a gauge, or a counter kept elsewhere (the sink's rotations). */
 export class SampledMetric implements Metric {
-  constructor(readonly name: string, private readonly help: string, private readonly type: 'gauge' | 'counter', private readonly read: () => number) {
+  constructor(readonly name: string, private readonly help: string, private readonly type: 'gauge' | 'counter', private read: () => number) {
     checkNames(name, []);
     if (type === 'counter' && !name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
+  }
+
+  /** For a value whose owner is built after the metrics (the server's). */
+  setSource(read: () => number): void {
+    this.read = read;
   }
 
   render(): string {
@@ -305,12 +311,9 @@ export const DELAY_BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 900];
 
 /** What the daemon's other parts report when scraped. */
 export interface MetricSources {
-  readonly openSessions: () => number;
-  readonly openCalls: () => number;
+  readonly store: () => StoreCounts;
   readonly sinkRotations: () => number;
   readonly outputHealthy: () => boolean;
-  /** Open sessions forgotten by the store's idle timeout or cap (registered only when given). */
-  readonly evictedSessions?: () => number;
 }
 
 function openFileDescriptors(): number | undefined {
@@ -344,13 +347,20 @@ export class DaemonMetrics {
     new Counter('control_plane_connections_evicted_total', 'Connections closed to make room at --max-connections (the longest-waiting idle or unfinished ones).'),
   );
   readonly connectionsRefused = this.registry.register(new Counter('control_plane_connections_refused_total', 'Connections refused at --max-connections because every open one was busy.'));
+  readonly storeErrors = this.registry.register(new Counter('control_plane_store_errors_total', 'Store reads or commits that failed or timed out (the webhooks answered 503), by reason.', ['reason']));
+  readonly bodyMemoryRefusals = this.registry.register(
+    new Counter('control_plane_body_budget_refusals_total', 'Webhooks answered 503 because the request bodies held at once would pass --max-body-memory.'),
+  );
+  readonly bodyBytesHeld = this.registry.register(new SampledMetric('control_plane_body_bytes_held', 'Request body bytes held in memory now, across all connections.', 'gauge', () => 0));
   readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
 
   constructor(sources: MetricSources) {
     const sampled = (name: string, help: string, type: 'gauge' | 'counter', read: () => number) => this.registry.register(new SampledMetric(name, help, type, read));
-    sampled('control_plane_open_sessions', 'Sessions (rooms) created and not yet ended.', 'gauge', sources.openSessions);
-    sampled('control_plane_open_calls', 'SIP call legs started and not yet ended.', 'gauge', sources.openCalls);
-    if (sources.evictedSessions) sampled('control_plane_sessions_evicted_total', 'Open sessions forgotten without an ended line (idle timeout or the store cap).', 'counter', sources.evictedSessions);
+    sampled('control_plane_open_sessions', 'Sessions (rooms) created and not yet ended.', 'gauge', () => sources.store().openSessions);
+    sampled('control_plane_open_calls', 'SIP call legs started and not yet ended.', 'gauge', () => sources.store().openCalls);
+    sampled('control_plane_ended_sessions_remembered', 'Ended sessions remembered so that late events for them stay ignored.', 'gauge', () => sources.store().endedSessions);
+    sampled('control_plane_event_ids_remembered', 'Event ids remembered for dedup.', 'gauge', () => sources.store().rememberedIds);
+    sampled('control_plane_sessions_evicted_total', 'Open sessions forgotten without an ended line (idle timeout or the store cap).', 'counter', () => sources.store().evictedSessions);
     sampled('control_plane_output_healthy', '1 when the last write to the output succeeded, 0 while degraded (/health answers 503).', 'gauge', () => (sources.outputHealthy() ? 1 : 0));
     sampled('control_plane_log_rotations_total', 'Size-based rotations of the log file.', 'counter', sources.sinkRotations);
     for (const result of ['success', 'failure']) this.keyReloads.init({ result });

@@ -4,8 +4,10 @@ import fc from 'fast-check';
 import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, MAX_SERIES, Registry, SampledMetric } from '../src/metrics.ts';
 import { parsePrometheusText, sampleValue } from './helpers/prometheus-text.ts';
 
+const COUNTS = { openSessions: 3, openCalls: 1, endedSessions: 0, rememberedIds: 0, evictedSessions: 0 };
+
 function daemonMetrics(overrides: Partial<ConstructorParameters<typeof DaemonMetrics>[0]> = {}): DaemonMetrics {
-  return new DaemonMetrics({ openSessions: () => 3, openCalls: () => 1, sinkRotations: () => 7, outputHealthy: () => true, ...overrides });
+  return new DaemonMetrics({ store: () => COUNTS, sinkRotations: () => 7, outputHealthy: () => true, ...overrides });
 }
 
 test('a counter renders HELP, TYPE and one line per label set, in the declared label order', () => {
@@ -142,7 +144,7 @@ test('DaemonMetrics renders a valid exposition whose names follow the convention
 test('DaemonMetrics reads its sources at scrape time', () => {
   let healthy = true;
   let evicted = 0;
-  const metrics = daemonMetrics({ outputHealthy: () => healthy, evictedSessions: () => evicted });
+  const metrics = daemonMetrics({ outputHealthy: () => healthy, store: () => ({ ...COUNTS, evictedSessions: evicted }) });
   healthy = false;
   evicted = 4;
   const families = parsePrometheusText(metrics.registry.render());

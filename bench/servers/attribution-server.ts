@@ -6,19 +6,19 @@
 // `npm run bench -- --attribution`; never shipped.
 //
 //   verify    webhooks are not verified (insecureSkipVerify)
-//   sessions  SessionStore derives no call/session/provider lines
+//   sessions  the planner derives no call/session/provider lines (every room is seen as ended)
 //   encode    LineWriter writes nothing (no encoding, no write)
 //   write     lines are encoded but the sink does not write them
 //   metrics   counters and histograms are not updated
 
 import { writeSync } from 'node:fs';
 import { DaemonMetrics } from '../../src/metrics.ts';
-import { SessionStore } from '../../src/obs/sessions.ts';
 import { WebhookServer } from '../../src/http/server.ts';
 import { LineWriter } from '../../src/output/line-writer.ts';
 import type { Sink } from '../../src/sinks/sink.ts';
 import { StdoutSink } from '../../src/sinks/stdout.ts';
-import { RecentIds } from '../../src/store/recent-ids.ts';
+import { Output } from '../../src/output/output.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
 import { KeyRing } from '../../src/pipeline/verify.ts';
 import { listenArgs } from './listen-args.ts';
 
@@ -33,9 +33,10 @@ if (!keyId || !secret) throw new Error('set LIVEKIT_API_KEY and LIVEKIT_API_SECR
 const stdout = new StdoutSink();
 const sink: Sink = stubs.has('write') ? { description: 'stdout (not written)', stats: stdout.stats, write: () => {}, reopen: () => {}, close: () => {} } : stdout;
 const writer = new LineWriter(sink);
-const sessions = new SessionStore();
-if (stubs.has('sessions')) sessions.observe = () => ({ events: [], commit: () => {} });
-const metrics = new DaemonMetrics({ openSessions: () => sessions.openSessions, openCalls: () => sessions.openCalls, sinkRotations: () => 0, outputHealthy: () => writer.healthy });
+const store = new MemoryStore();
+// An ended room takes no step: no call, session or provider line is derived.
+if (stubs.has('sessions')) store.room = () => 'ended';
+const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => 0, outputHealthy: () => writer.healthy });
 if (stubs.has('metrics')) {
   for (const metric of Object.values(metrics) as unknown[]) {
     const candidate = metric as { inc?: unknown; observe?: unknown };
@@ -44,12 +45,18 @@ if (stubs.has('metrics')) {
   }
 }
 const keys = new KeyRing([{ keyId, secret }]);
+const output = new Output({ writer, store, storeReadsKeys: false, schedule: setImmediate });
 const server = new WebhookServer({
-  pipeline: { keys: () => keys, insecureSkipVerify: stubs.has('verify'), clockToleranceMs: 60_000, recentIds: new RecentIds(), sessions },
+  keys: () => keys,
+  insecureSkipVerify: stubs.has('verify'),
+  clockToleranceMs: 60_000,
+  output,
   writer,
   metrics,
   maxBody: 1024 * 1024,
+  maxBodyMemory: 64 * 1024 * 1024,
   maxConnections: 1024,
+  problem: () => writer.problem,
   reportProblem: (message) => process.stderr.write(`attribution-server: ${message}\n`),
 });
 const { host, port } = listenArgs(process.argv.slice(2));

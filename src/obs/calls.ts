@@ -9,7 +9,7 @@
 
 import type { ParticipantInfo, WebhookEvent } from '@livekit/protocol';
 import { disconnectReasonName } from './livekit.ts';
-import type { FieldValue, ObsEvent } from './schema.ts';
+import { type LineFields, line, type ObsEvent } from './schema.ts';
 import {
   ANSWERED_STATUSES,
   type AnswerSignal,
@@ -164,7 +164,7 @@ export function withoutUndefined<T extends Record<string, unknown>>(object: T): 
   return defined as T;
 }
 
-function callIdentity(room: RoomRef, call: CallRecord, webhookId: string | undefined): Record<string, FieldValue | undefined> {
+function callIdentity(room: RoomRef, call: CallRecord, webhookId: string | undefined): LineFields {
   return {
     webhook_id: webhookId,
     room_name: nonEmpty(room.name),
@@ -180,8 +180,8 @@ function callIdentity(room: RoomRef, call: CallRecord, webhookId: string | undef
 }
 
 /** A derived line with its unknown fields left out. */
-export function derivedLine(level: ObsEvent['level'], eventType: ObsEvent['event_type'], sessionId: string | null, fields: Record<string, FieldValue | undefined>): ObsEvent {
-  return withoutUndefined({ level, event_type: eventType, session_id: sessionId, ...fields }) as unknown as ObsEvent;
+export function derivedLine(level: ObsEvent['level'], eventType: ObsEvent['event_type'], sessionId: string | null, fields: LineFields): ObsEvent {
+  return line(level, eventType, sessionId, fields);
 }
 
 export function callStartedLine(room: RoomRef, call: CallRecord, webhookId: string | undefined): ObsEvent {

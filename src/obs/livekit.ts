@@ -13,7 +13,7 @@ import {
   TrackType,
   type WebhookEvent,
 } from '@livekit/protocol';
-import { type EventType, formatSeconds, type ObsEvent } from './schema.ts';
+import { type EventType, formatSeconds, type LineFields, line, type ObsEvent } from './schema.ts';
 
 /** LiveKit event name → OBS-00 event type. Names not listed map to `livekit.event.unknown`. */
 export const LIVEKIT_EVENT_TYPES: Readonly<Record<string, EventType>> = {
@@ -64,61 +64,57 @@ export function sessionIdOf(event: WebhookEvent): string | null {
   return event.room?.sid || event.job?.room?.sid || null;
 }
 
-const put = (target: Record<string, unknown>, name: string, value: string | undefined): void => {
-  if (value) target[name] = value;
-};
+type MutableFields = { -readonly [name in keyof LineFields]: LineFields[name] };
 
-/** The `livekit.*` line for a decoded, verified webhook. */
+/** The `livekit.*` line for a decoded, verified webhook. Empty strings are unknowns: left out. */
 export function livekitLine(event: WebhookEvent): ObsEvent {
-  const line: Record<string, unknown> = {
-    level: 'info',
-    // hasOwn: an event named `toString` or `__proto__` must not find Object.prototype's members.
-    event_type: Object.hasOwn(LIVEKIT_EVENT_TYPES, event.event) ? LIVEKIT_EVENT_TYPES[event.event]! : 'livekit.event.unknown',
-    session_id: sessionIdOf(event),
-  };
-  put(line, 'webhook_id', event.id);
-  put(line, 'livekit_event', event.event);
-  put(line, 'event_created_at', secondsToTimestamp(event.createdAt));
-
+  const sessionId = sessionIdOf(event);
+  // hasOwn: an event named `toString` or `__proto__` must not find Object.prototype's members.
+  const eventType = Object.hasOwn(LIVEKIT_EVENT_TYPES, event.event) ? LIVEKIT_EVENT_TYPES[event.event]! : 'livekit.event.unknown';
   const room = event.room;
-  put(line, 'room_name', room?.name || event.egressInfo?.roomName || event.ingressInfo?.roomName || event.job?.room?.name);
-  put(line, 'room_sid', line.session_id as string | null ?? undefined);
+  const fields: MutableFields = {
+    webhook_id: event.id || undefined,
+    livekit_event: event.event || undefined,
+    event_created_at: secondsToTimestamp(event.createdAt),
+    room_name: room?.name || event.egressInfo?.roomName || event.ingressInfo?.roomName || event.job?.room?.name || undefined,
+    room_sid: sessionId ?? undefined,
+  };
 
   const participant = event.participant ?? event.job?.participant;
   if (participant) {
-    put(line, 'participant_identity', participant.identity);
-    put(line, 'participant_sid', participant.sid);
+    fields.participant_identity = participant.identity || undefined;
+    fields.participant_sid = participant.sid || undefined;
     // Track events carry only sid and identity: no kind to report there.
-    if (!event.track) line.participant_kind = participantKindName(participant.kind);
+    if (!event.track) fields.participant_kind = participantKindName(participant.kind);
     if (participant.disconnectReason !== DisconnectReason.UNKNOWN_REASON) {
-      line.reason = disconnectReasonName(participant.disconnectReason);
+      fields.reason = disconnectReasonName(participant.disconnectReason);
     }
   }
 
   if (event.track) {
-    put(line, 'track_sid', event.track.sid);
-    line.track_type = enumName(TrackType, event.track.type);
-    line.track_source = enumName(TrackSource, event.track.source);
+    fields.track_sid = event.track.sid || undefined;
+    fields.track_type = enumName(TrackType, event.track.type);
+    fields.track_source = enumName(TrackSource, event.track.source);
   }
 
   if (event.egressInfo) {
-    put(line, 'detail', event.egressInfo.egressId);
-    line.outcome = egressStatusName(event.egressInfo.status);
-    put(line, 'error', event.egressInfo.error);
+    fields.detail = event.egressInfo.egressId || undefined;
+    fields.outcome = egressStatusName(event.egressInfo.status);
+    fields.error = event.egressInfo.error || undefined;
   } else if (event.ingressInfo) {
-    put(line, 'detail', event.ingressInfo.ingressId);
-    put(line, 'participant_identity', event.ingressInfo.participantIdentity);
+    fields.detail = event.ingressInfo.ingressId || undefined;
+    if (event.ingressInfo.participantIdentity) fields.participant_identity = event.ingressInfo.participantIdentity;
     if (event.ingressInfo.state) {
-      line.outcome = ingressStatusName(event.ingressInfo.state.status);
-      put(line, 'error', event.ingressInfo.state.error);
+      fields.outcome = ingressStatusName(event.ingressInfo.state.status);
+      fields.error = event.ingressInfo.state.error || undefined;
     }
   } else if (event.job) {
-    put(line, 'detail', event.job.id);
-    put(line, 'participant_identity', event.job.state?.participantIdentity);
+    fields.detail = event.job.id || undefined;
+    if (event.job.state?.participantIdentity) fields.participant_identity = event.job.state.participantIdentity;
     if (event.job.state) {
-      line.outcome = jobStatusName(event.job.state.status);
-      put(line, 'error', event.job.state.error);
+      fields.outcome = jobStatusName(event.job.state.status);
+      fields.error = event.job.state.error || undefined;
     }
   }
-  return line as unknown as ObsEvent;
+  return line('info', eventType, sessionId, fields);
 }

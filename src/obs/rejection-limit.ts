@@ -8,6 +8,7 @@
 // never pass through here. Pure: time is passed in.
 
 import type { ObsEvent } from './schema.ts';
+import { suppressedLine } from './webhook-lines.ts';
 
 export const REJECTED_LINES_PER_WINDOW = 20;
 export const REJECTED_LINES_TOTAL_PER_WINDOW = 100;
@@ -66,15 +67,4 @@ export class RejectionLimiter {
   private isOpen(startedAtMs: number, nowMs: number): boolean {
     return nowMs >= startedAtMs && nowMs - startedAtMs < this.windowMs;
   }
-}
-
-export function suppressedLine(reason: string, count: number): ObsEvent {
-  return {
-    level: 'warn',
-    event_type: 'webhook.rejected_suppressed',
-    session_id: null,
-    reason,
-    suppressed: count,
-    detail: `${count} rejected requests with this reason were not logged (rate limit)`,
-  };
 }

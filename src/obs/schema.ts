@@ -96,6 +96,22 @@ export interface ObsEvent extends ObsFields {
   readonly session_id: string | null;
 }
 
+/** The event's own fields as a line builder takes them: unknown ones may be given as undefined and are left out. */
+export type LineFields = { readonly [name in FieldName]?: FieldValue | undefined };
+
+/**
+ * The one way to build a line: a misspelt field does not compile, and
+ * fields given as undefined (unknown) are left out of the line.
+ */
+export function line(level: Level, eventType: EventType, sessionId: string | null, fields: LineFields = {}): ObsEvent {
+  const known: { [name in FieldName]?: FieldValue } = {};
+  for (const name in fields) {
+    const value = fields[name as FieldName];
+    if (value !== undefined) known[name as FieldName] = value;
+  }
+  return { level, event_type: eventType, session_id: sessionId, ...known };
+}
+
 /** Fields whose values may embed a phone number (SPEC §4, --redact-phone-numbers). */
 // `error` and `detail` are free text that can quote one (an egress error
 // naming a file after the room, a 404's URL).
@@ -161,6 +177,8 @@ const TYPE_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries(
 );
 const LEVEL_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(`,"level":"${level}`)]));
 const SEQ_PART = latin1('","seq":');
+/** syslog priorities journald reads from the start of a line: `journalctl -p warning` filters on them, `-o cat` strips them. */
+const PRIORITY_PREFIXES: Readonly<Record<string, Uint8Array>> = { error: latin1('<3>'), warn: latin1('<4>'), info: latin1('<6>') };
 const NULL_PART = latin1('null');
 const TRUE_PART = latin1('true');
 const FALSE_PART = latin1('false');
@@ -175,6 +193,13 @@ const KEPT_BUFFER_BYTES = 1024 * 1024;
  * ~40 bytes each). A string value reserves its own length on top.
  */
 const LINE_HEADROOM = 2048;
+
+export interface LineEncoderOptions {
+  /** Start each line with its syslog priority (`<6>` info, `<4>` warn, `<3>` error), for journald. */
+  readonly priorityPrefix?: boolean;
+  /** This instance's name, written as `instance` after `session_id` (several instances sharing a store). */
+  readonly instance?: string;
+}
 
 /**
  * Encodes OBS-00 lines as UTF-8 straight into one reusable buffer: a group
@@ -195,6 +220,14 @@ export class LineEncoder {
   private tsPart: Uint8Array = new Uint8Array(0);
   /** FIELD_ORDER indexes of the line being encoded (reused). */
   private readonly present: number[] = [];
+  private readonly priorityPrefix: boolean;
+  /** `,"instance":"<name>"`, written after `session_id` on every line; empty without a shared store. */
+  private readonly instancePart: Uint8Array;
+
+  constructor(options: LineEncoderOptions = {}) {
+    this.priorityPrefix = options.priorityPrefix ?? false;
+    this.instancePart = options.instance === undefined ? new Uint8Array(0) : Buffer.from(`,"instance":${JSON.stringify(options.instance)}`, 'utf8');
+  }
 
   /** Forgets the lines encoded so far. */
   clear(): void {
@@ -217,7 +250,8 @@ export class LineEncoder {
       for (let index = 0; index < prefix.length; index++) part[index] = prefix.charCodeAt(index);
       this.tsPart = part;
     }
-    this.reserve(LINE_HEADROOM);
+    this.reserve(LINE_HEADROOM + this.instancePart.length);
+    if (this.priorityPrefix) this.copy(PRIORITY_PREFIXES[event.level]!);
     this.copy(this.tsPart);
     this.copy(SEQ_PART);
     this.number(seq);
@@ -225,6 +259,7 @@ export class LineEncoder {
     this.copy(TYPE_PARTS[event.event_type]!);
     if (event.session_id === null) this.copy(NULL_PART);
     else this.jsonString(event.session_id);
+    if (this.instancePart.length > 0) this.copy(this.instancePart);
     // The event's own known fields, put in FIELD_ORDER (a line has a few
     // of the 32; looking each of the 32 up was the slower way).
     const present = this.present;

@@ -1,25 +1,18 @@
-// Sessions and calls: the state that turns LiveKit's webhooks into
-// call.*, session.* and provider.* lines (SPEC §4, issue 3).
+// Sessions and calls: the pure step that turns one of a room's webhooks
+// into call.*, session.* and provider.* lines and the room's next state
+// (docs/architecture.md, docs/contract.md).
 //
 // A session is a room SID. It moves only along SESSION_TRANSITIONS and each
-// SIP leg in it only along CALL_TRANSITIONS (transitions.ts). `observe`
-// computes the lines and the next state of the one session an event touches
-// without changing anything; `commit` installs that state once the lines
-// are written. Because an event for an ended session, a leg that already
-// ended, or a room already created finds no row in the tables, a redelivered
-// or late event writes no line twice, a session never goes back and a
-// finished one is never revived.
-//
-// Memory is bounded: ended sessions shrink to a tombstone (the SID and the
-// time it ended) kept for a grace period so late events stay ignored; open
-// sessions idle longer than the idle timeout (their room_finished was lost)
-// are forgotten; and hard caps evict the least recently active sessions
-// first (after each commit, or once after a group of commits:
-// commitTogether, so no commit evicts what a later one was planned on). Pure: the caller passes the time; it is used only for eviction,
-// never in a duration.
+// SIP leg in it only along CALL_TRANSITIONS (transitions.ts). Because an
+// event for an ended session, a leg that already ended, or a room already
+// created finds no row in the tables, a redelivered or late event writes no
+// line twice, a session never goes back and a finished one is never
+// revived. The state is one immutable, JSON-serialisable record per room,
+// which a store keeps (src/store/) without interpreting it. Pure: the
+// caller passes the time; it is used only for eviction, never in a
+// duration.
 
 import { ParticipantInfo_Kind, RoomEndReason, type WebhookEvent } from '@livekit/protocol';
-import type { SessionTracker } from '../pipeline/pipeline.ts';
 import {
   answeredCall,
   type CallEnd,
@@ -53,36 +46,7 @@ export interface SessionRecord {
   readonly touchedAtMs: number;
 }
 
-export interface SessionStoreOptions {
-  /** Open sessions kept at most; the least recently active are forgotten first. */
-  readonly maxOpenSessions?: number;
-  /** Call legs (open and ended) kept at most across all open sessions. */
-  readonly maxCalls?: number;
-  /** Legs kept per session; beyond it the oldest ended legs are forgotten. */
-  readonly maxCallsPerSession?: number;
-  /** Ended-session tombstones kept at most. */
-  readonly maxEndedSessions?: number;
-  /** How long an ended session is remembered, so late events for it stay ignored. */
-  readonly endedGraceMs?: number;
-  /** An open session with no event for this long is forgotten (its room_finished was lost). */
-  readonly idleTimeoutMs?: number;
-  /** Provider troubles remembered (so one egress failure reported twice is one line). */
-  readonly maxProviderKeys?: number;
-  readonly providerKeyWindowMs?: number;
-}
-
-export const SESSION_DEFAULTS: Required<SessionStoreOptions> = {
-  maxOpenSessions: 100_000,
-  maxCalls: 100_000,
-  maxCallsPerSession: 1_000,
-  maxEndedSessions: 100_000,
-  endedGraceMs: 30 * 60_000,
-  idleTimeoutMs: 24 * 60 * 60_000,
-  maxProviderKeys: 10_000,
-  providerKeyWindowMs: 60 * 60_000,
-};
-
-/** The state file's `sessions` member. */
+/** The `sessions` member of a version 1 state file (read at start to upgrade it). */
 export interface SessionSnapshot {
   readonly version: 1;
   /** Least recently active first. */
@@ -93,7 +57,7 @@ export interface SessionSnapshot {
   readonly providerKeys: ReadonlyArray<readonly [string, number]>;
 }
 
-/** Events of the room's own webhook queue (livekit-webhooks.md §3): the only ones that create or change a session. */
+/** Events of the room's own webhook queue (docs/livekit-facts.md): the only ones that create or change a session. */
 export const ROOM_QUEUE_EVENTS: ReadonlySet<string> = new Set([
   'room_started',
   'room_finished',
@@ -104,18 +68,13 @@ export const ROOM_QUEUE_EVENTS: ReadonlySet<string> = new Set([
   'track_unpublished',
 ]);
 
-const ENDED = 'ended' as const;
-type Basis = SessionRecord | typeof ENDED | undefined;
+/** A room whose session ended: remembered for a while so late events stay ignored. */
+export const ENDED = 'ended' as const;
 
-interface Plan {
-  readonly sid: string | undefined;
-  /** The state the plan was computed from; commit recomputes if it changed meanwhile. */
-  readonly basis: Basis;
-  /** The session's next state; undefined: unchanged. */
-  readonly next: SessionRecord | typeof ENDED | undefined;
-  readonly providerKeys: readonly string[];
-  readonly events: readonly ObsEvent[];
-}
+/** What is kept for a room SID: its open session, or the fact that it ended. */
+export type RoomState = SessionRecord | typeof ENDED;
+
+type Basis = RoomState | undefined;
 
 interface Reduced {
   readonly next: SessionRecord | typeof ENDED | undefined;
@@ -257,176 +216,20 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
   return { next, calls: step.calls, session: step.session, provider: step.provider };
 }
 
-const liveLegs = (record: SessionRecord | undefined): number => (record ? record.calls.reduce((count, leg) => count + (leg.phase === 'ended' ? 0 : 1), 0) : 0);
+/** Legs kept per session; beyond it the oldest ended legs are forgotten. */
+export const MAX_CALLS_PER_SESSION = 1_000;
 
-export class SessionStore implements SessionTracker {
-  private readonly options: Required<SessionStoreOptions>;
-  /** Open sessions by room SID, least recently active first. */
-  private open = new Map<string, SessionRecord>();
-  /** Ended sessions: room SID → receiver time it ended, oldest first. */
-  private ended = new Map<string, number>();
-  /** Provider troubles already reported: key → receiver time, oldest first. */
-  private reported = new Map<string, number>();
-  private legRecords = 0;
-  private liveCalls = 0;
-  private evictedOpen = 0;
-  /** Inside commitTogether: the latest commit time, pruned at once when it ends; null outside. */
-  private heldPruneAtMs: number | null = null;
-
-  constructor(options: SessionStoreOptions = {}) {
-    this.options = { ...SESSION_DEFAULTS, ...options };
-  }
-
-  /** Sessions created or connected and not yet ended (for /metrics). */
-  get openSessions(): number {
-    return this.open.size;
-  }
-
-  /** Call legs started and not yet ended (for /metrics). */
-  get openCalls(): number {
-    return this.liveCalls;
-  }
-
-  /** Ended sessions still remembered. */
-  get endedSessions(): number {
-    return this.ended.size;
-  }
-
-  /** Open sessions forgotten by the idle timeout or a cap, without an ended line (for /metrics). */
-  get evictedSessions(): number {
-    return this.evictedOpen;
-  }
-
-  observe(event: WebhookEvent, nowMs: number): { readonly events: readonly ObsEvent[]; commit(): void } {
-    const plan = this.plan(event, nowMs);
-    const store = this;
-    // A method rather than an arrow property: tsx (keepNames) would name the arrow at run time, per event.
-    return {
-      events: plan.events,
-      commit() {
-        store.apply(event, plan, nowMs);
-      },
-    };
-  }
-
-  commitTogether(commits: () => void): void {
-    if (this.heldPruneAtMs !== null) return commits();
-    this.heldPruneAtMs = Number.NEGATIVE_INFINITY;
-    try {
-      commits();
-    } finally {
-      const pruneAtMs = this.heldPruneAtMs;
-      this.heldPruneAtMs = null;
-      if (pruneAtMs !== Number.NEGATIVE_INFINITY) this.prune(pruneAtMs);
-    }
-  }
-
-  private basisOf(sid: string | undefined): Basis {
-    if (!sid) return undefined;
-    if (this.ended.has(sid)) return ENDED;
-    return this.open.get(sid);
-  }
-
-  private plan(event: WebhookEvent, nowMs: number): Plan {
-    const sid = event.room?.sid || undefined;
-    const basis = this.basisOf(sid);
-    const reduced = reduceSession(basis, event, nowMs);
-    const providerKeys: string[] = [];
-    const providerLines: ObsEvent[] = [...reduced.provider];
-    for (const finding of providerFindings(event)) {
-      if (finding.key !== undefined) {
-        if (this.reported.has(finding.key) || providerKeys.includes(finding.key)) continue;
-        providerKeys.push(finding.key);
-      }
-      providerLines.push(finding.line);
-    }
-    return { sid, basis, next: reduced.next, providerKeys, events: [...reduced.calls, ...reduced.session, ...providerLines] };
-  }
-
-  private apply(event: WebhookEvent, planned: Plan, nowMs: number): void {
-    // Another event may have committed to this session between observe and
-    // commit; then step again from what is there now, so nothing is lost.
-    const plan = this.basisOf(planned.sid) === planned.basis ? planned : this.plan(event, nowMs);
-    const { sid, next } = plan;
-    if (sid !== undefined && next !== undefined) {
-      if (next === ENDED) {
-        this.dropOpen(sid);
-        this.ended.delete(sid);
-        this.ended.set(sid, nowMs);
-      } else {
-        this.putOpen(this.trimCalls(next));
-      }
-    }
-    for (const key of plan.providerKeys) this.reported.set(key, nowMs);
-    if (this.heldPruneAtMs === null) this.prune(nowMs);
-    else this.heldPruneAtMs = Math.max(this.heldPruneAtMs, nowMs);
-  }
-
-  private trimCalls(record: SessionRecord): SessionRecord {
-    const excess = record.calls.length - this.options.maxCallsPerSession;
-    if (excess <= 0) return record;
-    let toDrop = excess;
-    const calls = record.calls.filter((leg) => {
-      if (leg.phase !== 'ended' || toDrop === 0) return true;
-      toDrop--;
-      return false;
-    });
-    return { ...record, calls };
-  }
-
-  private putOpen(record: SessionRecord): void {
-    this.dropOpen(record.sid);
-    this.open.set(record.sid, record);
-    this.legRecords += record.calls.length;
-    this.liveCalls += liveLegs(record);
-  }
-
-  private dropOpen(sid: string): void {
-    const previous = this.open.get(sid);
-    if (!previous) return;
-    this.open.delete(sid);
-    this.legRecords -= previous.calls.length;
-    this.liveCalls -= liveLegs(previous);
-  }
-
-  /** Applies the idle timeout, the grace period and the caps. Called on every commit (once per commitTogether); call it also from a timer if you like. */
-  prune(nowMs: number): void {
-    const o = this.options;
-    for (const [sid, record] of this.open) {
-      if (this.open.size <= o.maxOpenSessions && this.legRecords <= o.maxCalls && nowMs - record.touchedAtMs < o.idleTimeoutMs) break;
-      this.dropOpen(sid);
-      this.evictedOpen++;
-    }
-    for (const [sid, endedAtMs] of this.ended) {
-      if (this.ended.size <= o.maxEndedSessions && nowMs - endedAtMs < o.endedGraceMs) break;
-      this.ended.delete(sid);
-    }
-    for (const [key, reportedAtMs] of this.reported) {
-      if (this.reported.size <= o.maxProviderKeys && nowMs - reportedAtMs < o.providerKeyWindowMs) break;
-      this.reported.delete(key);
-    }
-  }
-
-  /** The state to save: plain data, safe to JSON.stringify. */
-  snapshot(): SessionSnapshot {
-    return { version: 1, open: [...this.open.values()], ended: [...this.ended], providerKeys: [...this.reported] };
-  }
-
-  /** Replaces the state with a saved one (validate it with parseSessionSnapshot first), then prunes at `nowMs`. */
-  restore(snapshot: SessionSnapshot, nowMs: number): void {
-    this.open = new Map();
-    this.ended = new Map();
-    this.reported = new Map();
-    this.legRecords = 0;
-    this.liveCalls = 0;
-    for (const record of snapshot.open) this.putOpen(this.trimCalls(record));
-    for (const [sid, endedAtMs] of snapshot.ended) {
-      this.dropOpen(sid);
-      this.ended.set(sid, endedAtMs);
-    }
-    for (const [key, reportedAtMs] of snapshot.providerKeys) this.reported.set(key, reportedAtMs);
-    this.prune(nowMs);
-  }
+/** The record with its oldest ended legs dropped beyond `maxCalls` (a room with a thousand call legs). */
+export function trimCalls(record: SessionRecord, maxCalls = MAX_CALLS_PER_SESSION): SessionRecord {
+  const excess = record.calls.length - maxCalls;
+  if (excess <= 0) return record;
+  let toDrop = excess;
+  const calls = record.calls.filter((leg) => {
+    if (leg.phase !== 'ended' || toDrop === 0) return true;
+    toDrop--;
+    return false;
+  });
+  return { ...record, calls };
 }
 
 // ------------------------------------------------------- snapshot checks
@@ -454,7 +257,8 @@ function isCallRecord(value: unknown): value is CallRecord {
   );
 }
 
-function isSessionRecord(value: unknown): value is SessionRecord {
+/** Whether a value read back from storage (a state file, a shared store) is a session record. */
+export function isSessionRecord(value: unknown): value is SessionRecord {
   if (!isObject(value)) return false;
   return (
     isString(value.sid) &&

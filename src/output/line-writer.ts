@@ -1,30 +1,51 @@
-// Turns OBS-00 events into lines and hands them to the sink: assigns `ts`
+// Turns OBS-00 events into bytes and hands them to the sink: assigns `ts`
 // and the per-process `seq`, encodes the lines it is given (one webhook's,
-// or a group of webhooks' from group-commit.ts) into one chunk, and writes
-// it with one call. When the write fails, the sequence
-// numbers are given back, so `seq` in the output has a gap only where lines
-// really went missing downstream.
+// a group of webhooks', or a process line) into one chunk, and writes it
+// with one call. When nothing of a chunk was written, its sequence numbers
+// are given back, so `seq` in the output has a gap only where lines really
+// went missing downstream.
 
 import { formatTimestamp, LineEncoder, type ObsEvent, type Redactor } from '../obs/schema.ts';
-import { type Sink, SinkWriteError, errnoCode } from '../sinks/sink.ts';
+import { errnoCode, type Sink, SinkWriteError } from '../sinks/sink.ts';
+
+/** What a write came to: null when the lines are in the output, the error when none of them are. */
+export type WriteResult = SinkWriteError | null;
+
+export interface LineWriterOptions {
+  readonly redact?: Redactor;
+  readonly clock?: () => number;
+  /** Start each line with its syslog priority (`<6>`), for journald (stdout only). */
+  readonly priorityPrefix?: boolean;
+  /** Added to every line after `session_id` (several instances sharing a store). */
+  readonly instance?: string;
+}
 
 export class LineWriter {
   private nextSeq = 1;
   private readonly sink: Sink;
   private readonly redact: Redactor | undefined;
   private readonly clock: () => number;
-  private readonly encoder = new LineEncoder();
+  private readonly encoder: LineEncoder;
+  /** A chunk partly written and waiting for the output to take the rest. */
+  private unfinished: Promise<void> | null = null;
   /** The error of the last failed write, until a write succeeds (drives /health). */
   lastError: SinkWriteError | null = null;
 
-  constructor(sink: Sink, options: { redact?: Redactor; clock?: () => number } = {}) {
+  constructor(sink: Sink, options: LineWriterOptions = {}) {
     this.sink = sink;
     this.redact = options.redact;
     this.clock = options.clock ?? Date.now;
+    this.encoder = new LineEncoder({ priorityPrefix: options.priorityPrefix ?? false, instance: options.instance });
   }
 
   get healthy(): boolean {
-    return this.lastError === null;
+    return this.lastError === null && this.unfinished === null;
+  }
+
+  /** Why the output is not healthy, or null. */
+  get problem(): string | null {
+    if (this.unfinished !== null) return 'output_stalled';
+    return this.lastError === null ? null : `output_${this.lastError.code.toLowerCase()}`;
   }
 
   get description(): string {
@@ -41,24 +62,51 @@ export class LineWriter {
     return this.nextSeq - 1;
   }
 
-  /** Writes all `events` as one chunk. Returns null on success, the error otherwise. */
-  write(events: readonly ObsEvent[]): SinkWriteError | null {
+  /**
+   * Writes all `events` as one chunk. Returns null when they are in the
+   * output, the error when none of them are, or a promise of either when
+   * the output took only part of the chunk so far. While such a chunk is
+   * unfinished, every other write fails at once (the output is stalled):
+   * nothing may come between the two halves of a line.
+   */
+  write(events: readonly ObsEvent[]): WriteResult | Promise<WriteResult> {
     if (events.length === 0) return null;
+    if (this.unfinished !== null) return new SinkWriteError('EAGAIN', 'the output has not taken the previous lines yet (reader stalled)');
     // One emission time for the whole chunk, formatted once.
     const ts = formatTimestamp(this.clock());
     const encoder = this.encoder;
     encoder.clear();
     let seq = this.nextSeq;
     for (let index = 0; index < events.length; index++) encoder.append(events[index]!, seq++, ts, this.redact);
+    let pending: void | Promise<void>;
     try {
-      this.sink.write(encoder.bytes());
+      pending = this.sink.write(encoder.bytes());
     } catch (error) {
-      this.lastError = error instanceof SinkWriteError ? error : new SinkWriteError(errnoCode(error), String(error));
-      return this.lastError;
+      return this.failed(error);
     }
+    // Part of the chunk is in the output: its seqs are spent either way.
     this.nextSeq = seq;
-    this.lastError = null;
-    return null;
+    if (pending === undefined) {
+      this.lastError = null;
+      return null;
+    }
+    this.unfinished = pending;
+    return pending.then(
+      () => {
+        this.unfinished = null;
+        this.lastError = null;
+        return null;
+      },
+      (error: unknown) => {
+        this.unfinished = null;
+        return this.failed(error);
+      },
+    );
+  }
+
+  private failed(error: unknown): SinkWriteError {
+    this.lastError = error instanceof SinkWriteError ? error : new SinkWriteError(errnoCode(error), String(error));
+    return this.lastError;
   }
 
   reopen(): void {

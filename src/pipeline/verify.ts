@@ -230,6 +230,20 @@ export async function verifyWebhook(authorization: string | undefined, body: Uin
   return verifyLiveKitWebhook(authorization, body, options) ?? verifyWebhookWithJose(authorization, body, options);
 }
 
+const EMPTY_BODY = new Uint8Array(0);
+
+/**
+ * Checks the token before the body is read (for a large body): the reason
+ * it can never be accepted, or undefined when only the body hash is left to
+ * check. The whole webhook is verified again once its body is complete.
+ */
+export function checkTokenWithoutBody(authorization: string | undefined, options: VerifyOptions): VerifyReason | undefined | Promise<VerifyReason | undefined> {
+  const fast = verifyLiveKitWebhook(authorization, EMPTY_BODY, options);
+  const verdict = fast ?? verifyWebhookWithJose(authorization, EMPTY_BODY, options);
+  const reasonOf = (result: VerifyResult): VerifyReason | undefined => (result.ok || result.reason === 'body_hash_mismatch' ? undefined : result.reason);
+  return verdict instanceof Promise ? verdict.then(reasonOf) : reasonOf(verdict);
+}
+
 /**
  * The synchronous half of verifyWebhook: the verdict when the token is a
  * well-formed LiveKit token that jose would accept (then only the body hash

@@ -2,11 +2,12 @@
 // small interface; stdout and file are two implementations, chosen at start).
 //
 // A sink receives the encoded lines of one webhook, or of a group of
-// webhooks, as a single chunk and writes them synchronously, whole, before
-// any of those requests is answered. It never
-// acknowledges bytes it did not write: `write` throws `SinkWriteError` when
-// the chunk is not entirely in the output, and guarantees that no partial
-// line is left behind where it can prevent it.
+// webhooks, as a single chunk of bytes; it does not know what a line means.
+// It never acknowledges bytes it did not write: `write` throws
+// `SinkWriteError` when none of the chunk reached the output, returns when
+// all of it did, and returns a promise when part of it did and the rest
+// will follow as soon as the output takes it (a pipe whose reader is slow):
+// the requests are answered only when that promise settles.
 
 export interface SinkStats {
   /** Writes that failed (each one answered 503). */
@@ -20,11 +21,14 @@ export interface Sink {
   readonly description: string;
   readonly stats: SinkStats;
   /**
-   * Appends `chunk` (whole `\n`-terminated lines, UTF-8) in one write; throws
-   * SinkWriteError on failure. The bytes are the caller's reusable buffer:
-   * a sink must not keep them after it returns.
+   * Appends `chunk` (whole `\n`-terminated lines, UTF-8) in one write.
+   * Throws SinkWriteError when nothing was written. Returns a promise when
+   * only part was written so far; it resolves once the rest is written (or
+   * rejects with SinkWriteError if the output is closed meanwhile). The
+   * bytes are the caller's reusable buffer: a sink that keeps a remainder
+   * must copy it.
    */
-  write(chunk: Uint8Array): void;
+  write(chunk: Uint8Array): void | Promise<void>;
   /** Reopens the output (SIGHUP, for logrotate). Never throws: a failure surfaces on the next write. */
   reopen(): void;
   /** Flushes and releases the output at shutdown. Never throws. */

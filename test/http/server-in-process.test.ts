@@ -1,4 +1,4 @@
-// The server in process, with a failing session store or output: a webhook
+// The server in process, with a failing store or output: a webhook
 // decided on the synchronous (LiveKit token) path and one decided by jose
 // must be answered alike, and nothing is remembered from a webhook that was
 // not answered 200.
@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DaemonMetrics } from '../../src/metrics.ts';
-import { SessionStore } from '../../src/obs/sessions.ts';
 import { WebhookServer } from '../../src/http/server.ts';
 import { LineWriter } from '../../src/output/line-writer.ts';
-import { RecentIds } from '../../src/store/recent-ids.ts';
+import { Output } from '../../src/output/output.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { StoreUnavailableError } from '../../src/store/store.ts';
 import { signWebhook } from '../../src/livekit/sign.ts';
 import { KeyRing } from '../../src/pipeline/verify.ts';
 import { MemorySink } from '../helpers/memory-sink.ts';
@@ -19,24 +20,40 @@ const KEY = { keyId: 'APIinprocess', secret: 'in-process-secret-long-enough-0123
 describe('the server in process', () => {
   const sink = new MemorySink();
   const writer = new LineWriter(sink);
-  const sessions = new SessionStore();
-  let throwOnObserve = 0;
-  const observe = sessions.observe.bind(sessions);
-  sessions.observe = (event, nowMs) => {
-    if (throwOnObserve > 0) {
-      throwOnObserve--;
+  const store = new MemoryStore();
+  let throwOnRead = 0;
+  let failCommits = 0;
+  const room = store.room.bind(store);
+  store.room = (sid) => {
+    if (throwOnRead > 0) {
+      throwOnRead--;
       throw new Error('session store bug (test)');
     }
-    return observe(event, nowMs);
+    return room(sid);
+  };
+  const commit = store.commit.bind(store);
+  store.commit = (view, changes, nowMs) => {
+    if (failCommits > 0) {
+      failCommits--;
+      throw new StoreUnavailableError('timeout', 'the store did not answer in time (test)');
+    }
+    return commit(view, changes, nowMs);
   };
   const problems: string[] = [];
   const keys = new KeyRing([KEY]);
+  const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => 0, outputHealthy: () => writer.healthy });
+  const output = new Output({ writer, store, storeReadsKeys: false, schedule: setImmediate });
   const server = new WebhookServer({
-    pipeline: { keys: () => keys, insecureSkipVerify: false, clockToleranceMs: 60_000, recentIds: new RecentIds(), sessions },
+    keys: () => keys,
+    insecureSkipVerify: false,
+    clockToleranceMs: 60_000,
+    output,
     writer,
-    metrics: new DaemonMetrics({ openSessions: () => 0, openCalls: () => 0, sinkRotations: () => 0, outputHealthy: () => writer.healthy }),
+    metrics,
     maxBody: 1024 * 1024,
+    maxBodyMemory: 64 * 1024 * 1024,
     maxConnections: 64,
+    problem: () => writer.problem,
     reportProblem: (message) => problems.push(message),
   });
   let base = '';
@@ -70,10 +87,10 @@ describe('the server in process', () => {
     it(`answers 500 internal_error when processing throws, remembers nothing, and the retry is a first delivery (${path})`, async () => {
       const body = roomStarted();
       const problemsBefore = problems.length;
-      throwOnObserve = 1;
+      throwOnRead = 1;
       assert.deepEqual(await post(body, viaJose), { status: 500, body: '{"error":"internal_error"}', retryAfter: '2' });
       assert.equal(problems.length, problemsBefore + 1);
-      assert.match(problems.at(-1)!, /internal error while processing a webhook: .*session store bug/);
+      assert.match(problems.at(-1)!, /internal error while writing or committing a webhook: .*session store bug/);
       assert.deepEqual(await post(body, viaJose), { status: 200, body: '{"status":"accepted"}', retryAfter: null });
       const id = (JSON.parse(body) as { id: string }).id;
       assert.equal(sink.lines().filter((line) => line.event_type === 'livekit.room.created' && line.webhook_id === id).length, 1);
@@ -86,6 +103,17 @@ describe('the server in process', () => {
       assert.deepEqual(await post(body, viaJose), { status: 200, body: '{"status":"accepted"}', retryAfter: null });
     });
   }
+
+  it('answers 503 store_unavailable when the commit fails; the retry writes the lines again with the same webhook_id (at least once)', async () => {
+    const body = roomStarted();
+    const id = (JSON.parse(body) as { id: string }).id;
+    failCommits = 1;
+    assert.deepEqual(await post(body, false), { status: 503, body: '{"error":"store_unavailable"}', retryAfter: '2' });
+    assert.deepEqual(await post(body, false), { status: 200, body: '{"status":"accepted"}', retryAfter: null });
+    assert.deepEqual(await post(body, false), { status: 200, body: '{"status":"duplicate"}', retryAfter: null });
+    const created = sink.lines().filter((line) => line.event_type === 'livekit.room.created' && line.webhook_id === id);
+    assert.equal(created.length, 2, 'written before the failed commit, and again on the retry');
+  });
 
   it('keeps seq contiguous across all of the above', () => {
     const seqs = sink.lines().map((line) => line.seq as number);

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SessionStore } from '../../src/obs/sessions.ts';
+import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import { OUTCOME_RULES, SIP_PROVIDER_RULES } from '../../src/obs/transitions.ts';
 import { RoomScript, run, sipLeg } from './sessions.helpers.ts';
 

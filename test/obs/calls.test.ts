@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SessionStore } from '../../src/obs/sessions.ts';
+import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import { encodeLine } from '../../src/obs/schema.ts';
 import { redactPhoneNumbers } from '../../src/obs/redact.ts';
 import { agentParticipant, project, RoomScript, run, sipLeg, standardParticipant } from './sessions.helpers.ts';

@@ -13,9 +13,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../../src/obs/schema.ts';
-import { parseSessionSnapshot, SessionStore } from '../../src/obs/sessions.ts';
-import { RecentIds } from '../../src/store/recent-ids.ts';
-import { mapVerifiedWebhook } from '../../src/pipeline/pipeline.ts';
+import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import type { JsonObject, ParticipantSpec } from '../../src/livekit/samples.ts';
 import { decode, RoomScript, T0 } from './sessions.helpers.ts';
 
@@ -211,36 +209,20 @@ interface Options {
 }
 
 function deliver(built: Built, deliveries: readonly JsonObject[], options: Options): ObsEvent[] {
-  let sessions = new SessionStore();
-  let recentIds = new RecentIds();
+  const sessions = new SessionStore();
   const lines: ObsEvent[] = [];
   deliveries.forEach((json, index) => {
-    if (index === options.restartAt) {
-      const saved = JSON.parse(JSON.stringify({ sessions: sessions.snapshot(), recentIds: recentIds.entries() })) as { sessions: unknown; recentIds: Array<[string, number]> };
-      const parsed = parseSessionSnapshot(saved.sessions);
-      assert.ok(parsed.ok);
-      sessions = new SessionStore();
-      sessions.restore(parsed.snapshot, NOW_MS + index);
-      recentIds = new RecentIds();
-      recentIds.restore(saved.recentIds, NOW_MS + index);
-    }
+    if (index === options.restartAt) sessions.restart(NOW_MS + index);
     const event = built.decoded.get(json.id as string)!;
     const nowMs = NOW_MS + index;
     if (options.failures?.has(index)) {
       const before = JSON.stringify(sessions.snapshot());
-      const failed = options.dedup ? mapVerifiedWebhook(event, nowMs, { recentIds, sessions }) : sessions.observe(event, nowMs);
-      void failed; // written nowhere: the sink failed, the webhook is answered 503
+      void sessions.observe(event, nowMs, { dedup: options.dedup }); // written nowhere: the sink failed, the webhook is answered 503
       assert.equal(JSON.stringify(sessions.snapshot()), before, 'a failed write changed the state');
     }
-    if (options.dedup) {
-      const outcome = mapVerifiedWebhook(event, nowMs, { recentIds, sessions });
-      lines.push(...outcome.events.filter(derivedTypes));
-      outcome.commit();
-    } else {
-      const observed = sessions.observe(event, nowMs);
-      lines.push(...observed.events);
-      observed.commit();
-    }
+    const observed = sessions.observe(event, nowMs, { dedup: options.dedup });
+    lines.push(...observed.events);
+    observed.commit();
   });
   return lines;
 }

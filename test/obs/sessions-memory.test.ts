@@ -11,8 +11,10 @@ import { describe, test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { CallRecord } from '../../src/obs/calls.ts';
-import { SESSION_DEFAULTS, type SessionRecord, type SessionSnapshot, SessionStore } from '../../src/obs/sessions.ts';
-import { saveState } from '../../src/store/state-file.ts';
+import { type SessionRecord, type SessionSnapshot } from '../../src/obs/sessions.ts';
+import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
+import { MEMORY_DEFAULTS, MemoryStore } from '../../src/store/memory.ts';
+import { StateJournal } from '../../src/store/state-journal.ts';
 import { RoomScript, run, sipLeg, T0 } from './sessions.helpers.ts';
 
 v8.setFlagsFromString('--expose-gc');
@@ -29,7 +31,7 @@ const id = (prefix: string, index: number) => `${prefix}_${index.toString(36).pa
 
 function fullSnapshot(): SessionSnapshot {
   const open: SessionRecord[] = [];
-  for (let index = 0; index < SESSION_DEFAULTS.maxOpenSessions; index++) {
+  for (let index = 0; index < MEMORY_DEFAULTS.maxOpenSessions; index++) {
     const number = `+1415${String(index).padStart(7, '0')}`;
     const call: CallRecord = {
       participantSid: id('PA', index),
@@ -47,9 +49,9 @@ function fullSnapshot(): SessionSnapshot {
     open.push({ sid: id('RM', index), name: `call_${number}_${id('', index).slice(1, 5)}`, state: 'connected', calls: [call], touchedAtMs: 1_000 + index });
   }
   const ended: Array<[string, number]> = [];
-  for (let index = 0; index < SESSION_DEFAULTS.maxEndedSessions; index++) ended.push([id('RM', 10_000_000 + index), 1_000 + index]);
+  for (let index = 0; index < MEMORY_DEFAULTS.maxEndedSessions; index++) ended.push([id('RM', 10_000_000 + index), 1_000 + index]);
   const providerKeys: Array<[string, number]> = [];
-  for (let index = 0; index < SESSION_DEFAULTS.maxProviderKeys; index++) providerKeys.push([`egress:${id('EG', index)}:failed`, 1_000 + index]);
+  for (let index = 0; index < MEMORY_DEFAULTS.maxProviderKeys; index++) providerKeys.push([`egress:${id('EG', index)}:failed`, 1_000 + index]);
   return { version: 1, open, ended, providerKeys };
 }
 
@@ -62,28 +64,31 @@ describe('memory cost of the caps', () => {
     store.restore(JSON.parse(text) as SessionSnapshot, 2_000);
     text = undefined;
     const cost = heapMb() - baseline;
-    assert.equal(store.openSessions, SESSION_DEFAULTS.maxOpenSessions);
-    assert.equal(store.openCalls, SESSION_DEFAULTS.maxCalls);
-    assert.equal(store.endedSessions, SESSION_DEFAULTS.maxEndedSessions);
+    assert.equal(store.openSessions, MEMORY_DEFAULTS.maxOpenSessions);
+    assert.equal(store.openCalls, MEMORY_DEFAULTS.maxCalls);
+    assert.equal(store.endedSessions, MEMORY_DEFAULTS.maxEndedSessions);
 
     // The tombstones alone, for the per-entry figure.
     const tombstoneBaseline = heapMb();
     const tombstones = new SessionStore();
     tombstones.restore({ ...store.snapshot(), open: [], providerKeys: [] }, 2_000);
     const tombstoneCost = heapMb() - tombstoneBaseline;
-    assert.equal(tombstones.endedSessions, SESSION_DEFAULTS.maxEndedSessions);
+    assert.equal(tombstones.endedSessions, MEMORY_DEFAULTS.maxEndedSessions);
 
     const directory = mkdtempSync(join(tmpdir(), 'cp-state-'));
     try {
       const path = join(directory, 'state.json');
+      const journal = new StateJournal({ path, fsync: 'never', warn: (message) => assert.fail(message) });
+      const durable = new MemoryStore();
+      journal.open(durable);
+      durable.load({ open: store.snapshot().open, ended: [], providerKeys: [], ids: [] });
       const started = performance.now();
-      const problem = saveState(path, { sessions: store.snapshot(), recentIds: [] });
+      journal.close();
       const saveMs = performance.now() - started;
-      assert.equal(problem, undefined);
       const sizeMb = statSync(path).size / 1024 / 1024;
       t.diagnostic(
-        `full store (${SESSION_DEFAULTS.maxOpenSessions} open sessions with one SIP leg each, ${SESSION_DEFAULTS.maxEndedSessions} tombstones, ` +
-          `${SESSION_DEFAULTS.maxProviderKeys} provider keys): ${cost.toFixed(1)} MB heap (tombstones alone ${tombstoneCost.toFixed(1)} MB); ` +
+        `full store (${MEMORY_DEFAULTS.maxOpenSessions} open sessions with one SIP leg each, ${MEMORY_DEFAULTS.maxEndedSessions} tombstones, ` +
+          `${MEMORY_DEFAULTS.maxProviderKeys} provider keys): ${cost.toFixed(1)} MB heap (tombstones alone ${tombstoneCost.toFixed(1)} MB); ` +
           `state file ${sizeMb.toFixed(1)} MB written in ${saveMs.toFixed(0)} ms`,
       );
       assert.ok(cost > 10 && cost < 150, `the caps cost ${cost.toFixed(1)} MB`);

