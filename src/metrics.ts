@@ -351,7 +351,7 @@ export class DaemonMetrics {
   readonly bodyMemoryRefusals = this.registry.register(
     new Counter('control_plane_body_budget_refusals_total', 'Webhooks answered 503 because the request bodies held at once would pass --max-body-memory.'),
   );
-  readonly bodyBytesHeld = this.registry.register(new SampledMetric('control_plane_body_bytes_held', 'Request body bytes held in memory now, across all connections.', 'gauge', () => 0));
+  readonly bodyBytesHeld = this.registry.register(new SampledMetric('control_plane_held_body_bytes', 'Request body bytes held in memory now, across all connections.', 'gauge', () => 0));
   readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
 
   constructor(sources: MetricSources) {
