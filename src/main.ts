@@ -13,6 +13,7 @@ import { Output } from './output/output.ts';
 import { KeyRing } from './pipeline/verify.ts';
 import { FileSink } from './sinks/file.ts';
 import type { Sink, SinkWriteError } from './sinks/sink.ts';
+import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
 import { StateJournal } from './store/state-journal.ts';
@@ -88,7 +89,9 @@ function diagnosticLine(message: string, nowMs: number): string {
 const formatListen = (address: { host: string; port: number }): string => `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
-  const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now()));
+  // Never blocking, also when stderr is a pipe whose reader stalled.
+  const stderr = new StderrLines();
+  const reportProblem = (message: string) => stderr.write(diagnosticLine(message, Date.now()));
   const sink = openSink(config, reportProblem);
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
   const { store, journal, warnings } = openStore(config, reportProblem);
