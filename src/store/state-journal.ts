@@ -31,8 +31,10 @@ export const STATE_VERSION = 2;
 
 /** A journal segment past this size starts a compaction (or twice the last snapshot, if larger). */
 const COMPACT_AFTER_BYTES = 32 * 1024 * 1024;
-/** Snapshot lines written per slice; the event loop runs between slices. */
-const SNAPSHOT_SLICE = 2_000;
+/** Snapshot lines joined per write. */
+const SNAPSHOT_SLICE = 500;
+/** A background snapshot writes for at most this long before it lets the event loop run. */
+const SLICE_BUDGET_MS = 5;
 
 export interface StateJournalOptions {
   readonly path: string;
@@ -455,10 +457,15 @@ export class StateJournal implements ChangeJournal {
         if (state.cancelled) return fail(new Error('cancelled'));
         try {
           if (bytes === 0) bytes += writeText(fd, this.header(first));
-          const batch: string[] = [];
-          for (let next = lines.next(); !next.done; next = batch.length < SNAPSHOT_SLICE ? lines.next() : { done: true, value: undefined }) batch.push(next.value);
-          if (batch.length > 0) bytes += writeText(fd, `${batch.join('\n')}\n`);
-          if (batch.length === SNAPSHOT_SLICE) {
+          const sliceStarted = performance.now();
+          let more = true;
+          while (more && performance.now() - sliceStarted < SLICE_BUDGET_MS) {
+            const batch: string[] = [];
+            for (let next = lines.next(); !next.done; next = batch.length < SNAPSHOT_SLICE ? lines.next() : { done: true, value: undefined }) batch.push(next.value);
+            if (batch.length > 0) bytes += writeText(fd, `${batch.join('\n')}\n`);
+            more = batch.length === SNAPSHOT_SLICE;
+          }
+          if (more) {
             setImmediate(slice);
             return;
           }
