@@ -28,6 +28,16 @@ export interface Config {
   readonly clockToleranceMs: number;
   readonly maxConnections: number;
   readonly maxBodyMemory: number;
+  /** Where derived events are forwarded (none: forwarding off). */
+  readonly forwardUrls: readonly string[];
+  readonly forwardEvents: readonly string[];
+  readonly forwardFormat: 'json' | 'ndjson';
+  /** The key id deliveries are signed with (null: the first configured key). */
+  readonly forwardKey: string | null;
+  readonly forwardSpool: string | null;
+  readonly forwardSpoolMax: number;
+  readonly forwardBatchSize: number;
+  readonly forwardLingerMs: number;
 }
 
 /** A setting that is missing, malformed or impossible: the program prints `message` and exits 2. */
@@ -38,7 +48,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path';
+type Kind = 'string' | 'port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path' | 'list' | 'urls' | 'format';
 
 interface Setting {
   readonly name: keyof Config | 'keysFile';
@@ -66,6 +76,14 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'maxBody', flag: '--max-body', env: 'CONTROL_PLANE_MAX_BODY', kind: 'size', default: '1M', help: 'largest webhook body accepted (K, M, G)' },
   { name: 'clockToleranceMs', flag: '--clock-tolerance', env: 'CONTROL_PLANE_CLOCK_TOLERANCE', kind: 'duration', default: '60s', help: 'allowed clock skew on the token exp/nbf (ms, s, m)' },
   { name: 'maxConnections', flag: '--max-connections', env: 'CONTROL_PLANE_MAX_CONNECTIONS', kind: 'count', default: '1024', help: 'open connections accepted at once; more are refused' },
+  { name: 'forwardUrls', flag: '--forward-url', env: 'CONTROL_PLANE_FORWARD_URL', kind: 'urls', default: '', help: 'forward derived events to this URL, signed like LiveKit webhooks (repeat the flag, or a comma-separated list)' },
+  { name: 'forwardEvents', flag: '--forward-events', env: 'CONTROL_PLANE_FORWARD_EVENTS', kind: 'list', default: 'call.*,session.*,provider.*', help: 'event types forwarded (comma-separated globs)' },
+  { name: 'forwardFormat', flag: '--forward-format', env: 'CONTROL_PLANE_FORWARD_FORMAT', kind: 'format', default: 'json', help: 'json: one event per request | ndjson: batches of lines' },
+  { name: 'forwardKey', flag: '--forward-key', env: 'CONTROL_PLANE_FORWARD_KEY', kind: 'path', default: '', help: 'key id whose secret signs the deliveries (default: the first configured key)' },
+  { name: 'forwardSpool', flag: '--forward-spool', env: 'CONTROL_PLANE_FORWARD_SPOOL', kind: 'path', default: '', help: "directory of the delivery spool (default: forward-spool beside --state-file, or in systemd's StateDirectory)" },
+  { name: 'forwardSpoolMax', flag: '--forward-spool-max', env: 'CONTROL_PLANE_FORWARD_SPOOL_MAX', kind: 'size', default: '256M', help: 'spool size; beyond it the oldest undelivered events are dropped with a warning (K, M, G)' },
+  { name: 'forwardBatchSize', flag: '--forward-batch-size', env: 'CONTROL_PLANE_FORWARD_BATCH_SIZE', kind: 'count', default: '100', help: 'ndjson: lines per request' },
+  { name: 'forwardLingerMs', flag: '--forward-linger', env: 'CONTROL_PLANE_FORWARD_LINGER', kind: 'duration', default: '200ms', help: 'ndjson: how long a partial batch waits for more lines (ms, s, m)' },
   { name: 'maxBodyMemory', flag: '--max-body-memory', env: 'CONTROL_PLANE_MAX_BODY_MEMORY', kind: 'size', default: '64M', help: 'request bodies held in memory at once, all connections together; beyond it 503 (K, M, G)' },
 ];
 
@@ -157,7 +175,9 @@ export function parseArgs(argv: readonly string[], extraFlags: Record<string, 's
     }
     const value = inline ?? argv[++index];
     if (value === undefined) throw new ConfigError(`${flag} needs a value`);
-    values.set(flag, value);
+    // A list flag given twice adds up (--forward-url a --forward-url b).
+    const earlier = values.get(flag);
+    values.set(flag, kind === 'urls' && typeof earlier === 'string' ? `${earlier},${value}` : value);
   }
   return { values, positionals };
 }
@@ -191,6 +211,25 @@ function convert(setting: Setting, raw: string, origin: string): unknown {
       const count = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       return Number.isSafeInteger(count) ? count : fail('a whole number');
     }
+    case 'list': {
+      const items = raw.split(',').map((item) => item.trim()).filter(Boolean);
+      return items.length > 0 ? items : fail('a comma-separated list');
+    }
+    case 'urls': {
+      const items = raw.split(/[,\s]+/).map((item) => item.trim()).filter(Boolean);
+      for (const item of items) {
+        let url: URL | undefined;
+        try {
+          url = new URL(item);
+        } catch {
+          url = undefined;
+        }
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) fail('a list of http:// or https:// URLs');
+      }
+      return items;
+    }
+    case 'format':
+      return raw === 'json' || raw === 'ndjson' ? raw : fail('"json" or "ndjson"');
     case 'fsync':
       return raw === 'never' || raw === 'always' ? raw : fail('"never" or "always"');
   }
@@ -229,7 +268,27 @@ export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedA
     }
   }
 
+  const forwardUrls = result.forwardUrls as string[];
+  if (forwardUrls.length === 0) {
+    for (const flag of ['--forward-events', '--forward-format', '--forward-key', '--forward-spool', '--forward-spool-max', '--forward-batch-size', '--forward-linger']) {
+      if (parsed.values.has(flag)) throw new ConfigError(`${flag}: only applies with --forward-url`);
+    }
+  } else {
+    if ((result.forwardBatchSize as number) < 1) throw new ConfigError('--forward-batch-size: must be at least 1');
+    if (result.forwardSpool === null) {
+      const stateFile = result.stateFile as string | null;
+      const stateDirectory = env.STATE_DIRECTORY?.split(':')[0];
+      if (stateFile) result.forwardSpool = `${stateFile.replace(/\/[^/]*$/, '') || '.'}/forward-spool`;
+      else if (stateDirectory) result.forwardSpool = `${stateDirectory}/forward-spool`;
+      else throw new ConfigError('--forward-spool: --forward-url needs a directory for its delivery spool (set --forward-spool, or --state-file)');
+    }
+  }
+
   const keys = loadKeys(result, env, readText);
+  if (forwardUrls.length > 0 && result.forwardKey !== null && !keys.some((key) => key.keyId === result.forwardKey)) {
+    throw new ConfigError(`--forward-key: "${String(result.forwardKey)}" is not a configured key id`);
+  }
+  if (forwardUrls.length > 0 && keys.length === 0) throw new ConfigError('--forward-url: deliveries are signed with a LiveKit key; configure one (LIVEKIT_API_KEY, --keys-file or --dev)');
   if (keys.length === 0 && !result.insecureSkipVerify) {
     throw new ConfigError(
       'no LiveKit key configured: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET, or --keys-file, ' +

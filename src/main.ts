@@ -13,6 +13,9 @@ import { Output } from './output/output.ts';
 import { KeyRing } from './pipeline/verify.ts';
 import { FileSink } from './sinks/file.ts';
 import type { Sink, SinkWriteError } from './sinks/sink.ts';
+import { hostname } from 'node:os';
+import { Forwarder } from './forward/forwarder.ts';
+import type { PlannedWebhook } from './pipeline/plan.ts';
 import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -97,6 +100,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   const { store, journal, warnings } = openStore(config, reportProblem);
   let keys = new KeyRing(config.keys);
   const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => writer.rotations, outputHealthy: () => writer.healthy });
+  const forwarding = openForwarding(config, writer, metrics, reportProblem);
   const output = new Output({
     writer,
     store,
@@ -110,6 +114,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
       metrics.storeErrors.inc({ reason: error.reason });
       reportProblem(`store failed (${error.reason}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
     },
+    onAcknowledged: forwarding ? (planned, firstSeq, ts) => forwarding.accept(acknowledgedLines(writer, planned, firstSeq, ts)) : undefined,
   });
   const server = new WebhookServer({
     keys: () => keys,
@@ -122,6 +127,8 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     maxBodyMemory: config.maxBodyMemory,
     maxConnections: config.maxConnections,
     problem: () => writer.problem ?? store.problem(),
+    // The backend being down does not make the audit trail unhealthy: shown, not degraded.
+    healthDetails: forwarding ? () => ({ forwarding: forwarding.status().map(({ url, state, queued, oldestAgeSeconds }) => ({ url, state, queued, oldest_age_seconds: Math.round(oldestAgeSeconds) })) }) : undefined,
     reportProblem,
   });
 
@@ -136,6 +143,17 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   }
 
   const startupWarnings = [...warnings];
+  if (forwarding) {
+    try {
+      startupWarnings.push(...forwarding.start());
+    } catch (error) {
+      io.stderr(`control-plane: --forward-spool: cannot use ${config.forwardSpool} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+      await server.shutdown(0);
+      journal?.close();
+      writer.close();
+      return 2;
+    }
+  }
   if (config.insecureSkipVerify) {
     startupWarnings.push('--insecure-skip-verify: webhook signatures are NOT checked; anyone who can reach this port can write events. Development only.');
     reportProblem('WARNING: --insecure-skip-verify is on: webhook signatures are not checked. Never use this in production.');
@@ -179,6 +197,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
       await server.shutdown(SHUTDOWN_GRACE_MS);
       await Promise.race([output.idle(), deadline]);
       for (const timer of timers) clearInterval(timer);
+      await forwarding?.stop();
       server.flushRejectionSummaries();
       journal?.close();
       await store.close();
@@ -193,6 +212,43 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGHUP', reload);
   });
+}
+
+/** Forwarding of the derived events, when --forward-url is set (src/forward/). */
+function openForwarding(config: Config, writer: LineWriter, metrics: DaemonMetrics, reportProblem: (message: string) => void): Forwarder | null {
+  if (config.forwardUrls.length === 0) return null;
+  const key = config.keys.find((candidate) => candidate.keyId === (config.forwardKey ?? config.keys[0]?.keyId));
+  if (!key) throw new ConfigError('--forward-key: no key to sign the deliveries with');
+  const forwarder = new Forwarder({
+    urls: config.forwardUrls,
+    events: config.forwardEvents,
+    format: config.forwardFormat,
+    key,
+    spoolDirectory: config.forwardSpool!,
+    spoolMaxBytes: config.forwardSpoolMax,
+    batchSize: config.forwardBatchSize,
+    lingerMs: config.forwardLingerMs,
+    instance: hostname(),
+    warn: (detail) => {
+      reportProblem(detail);
+      writeOrReport(writer, [warningLine(detail)], reportProblem, 'a forwarding warning');
+    },
+  });
+  metrics.registerForwarding(forwarder);
+  return forwarder;
+}
+
+/** The acknowledged lines with a way to get each one's JSON exactly as written (seq from `firstSeq` on). */
+function acknowledgedLines(writer: LineWriter, planned: readonly PlannedWebhook[], firstSeq: number, ts: string): Array<{ event: ObsEvent; json: () => string }> {
+  const lines: Array<{ event: ObsEvent; json: () => string }> = [];
+  let seq = firstSeq;
+  for (const webhook of planned) {
+    for (const event of webhook.lines) {
+      const lineSeq = seq++;
+      lines.push({ event, json: () => writer.encodeWritten(event, lineSeq, ts) });
+    }
+  }
+  return lines;
 }
 
 /** Lines that answer no request: a failure is reported on stderr, not retried. */

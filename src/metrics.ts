@@ -9,6 +9,7 @@
 // (`process_resident_memory_bytes`, ...) so stock dashboards work.
 
 import { readdirSync } from 'node:fs';
+import type { DestinationStatus } from './forward/forwarder.ts';
 import type { StoreCounts } from './store/store.ts';
 
 type Labels = Readonly<Record<string, string>>;
@@ -223,6 +224,27 @@ export class SampledMetric implements Metric {
   }
 }
 
+/** A metric read when scraped, one sample per value of one label (per forwarding destination, ...). */
+export class SampledFamily implements Metric {
+  constructor(
+    readonly name: string,
+    private readonly help: string,
+    private readonly type: 'gauge' | 'counter',
+    private readonly label: string,
+    private readonly read: () => ReadonlyArray<readonly [string, number]>,
+  ) {
+    checkNames(name, [label]);
+    if (type === 'counter' && !name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
+  }
+
+  render(): string {
+    const samples = this.read().slice(0, MAX_SERIES);
+    let text = header(this.name, this.help, this.type);
+    for (const [value, sample] of samples) text += `${this.name}{${this.label}="${escapeLabelValue(value)}"} ${formatValue(sample)}\n`;
+    return text;
+  }
+}
+
 export interface HistogramSnapshot {
   /** Cumulative counts per upper bound, `+Inf` last. */
   readonly buckets: ReadonlyArray<readonly [number, number]>;
@@ -375,5 +397,20 @@ export class DaemonMetrics {
     if (openFileDescriptors() !== undefined) sampled('process_open_fds', 'Open file descriptors (sockets included).', 'gauge', () => openFileDescriptors() ?? NaN);
     sampled('nodejs_heap_size_used_bytes', 'V8 heap in use.', 'gauge', () => process.memoryUsage().heapUsed);
     sampled('nodejs_external_memory_bytes', 'Memory outside the V8 heap held by JavaScript objects (buffers).', 'gauge', () => process.memoryUsage().external);
+  }
+
+  /** The forwarding metrics, per destination (registered only when --forward-url is set). */
+  registerForwarding(forwarder: { status(): readonly DestinationStatus[]; readonly spoolBytes: number; observe(observer: { delivered(url: string, seconds: number): void }): void }): void {
+    const family = (name: string, help: string, type: 'gauge' | 'counter', read: (status: DestinationStatus) => number) =>
+      this.registry.register(new SampledFamily(name, help, type, 'destination', () => forwarder.status().map((status) => [status.url, read(status)] as const)));
+    family('control_plane_forward_queued', 'Derived events waiting for delivery, per destination.', 'gauge', (status) => status.queued);
+    family('control_plane_forward_delivered_total', 'Derived events delivered (2xx), per destination.', 'counter', (status) => status.delivered);
+    family('control_plane_forward_failed_attempts_total', 'Delivery attempts that failed and will be retried (5xx, 408, 429, connection errors), per destination.', 'counter', (status) => status.failedAttempts);
+    family('control_plane_forward_given_up_total', 'Derived events the destination refused with a 4xx other than 408/429: not retried.', 'counter', (status) => status.givenUp);
+    family('control_plane_forward_dropped_total', 'Derived events dropped undelivered because the spool was full (or could not take them).', 'counter', (status) => status.dropped);
+    family('control_plane_forward_oldest_undelivered_age_seconds', 'Age of the oldest event waiting for delivery (0 when none).', 'gauge', (status) => status.oldestAgeSeconds);
+    this.registry.register(new SampledMetric('control_plane_forward_spool_bytes', 'Bytes in the forwarding spool on disk.', 'gauge', () => forwarder.spoolBytes));
+    const latency = this.registry.register(new Histogram('control_plane_forward_delivery_duration_seconds', 'Delivery requests that succeeded: time to the answer, per destination.', LATENCY_BUCKETS, ['destination']));
+    forwarder.observe({ delivered: (url, seconds) => latency.observe(seconds, { destination: url }) });
   }
 }

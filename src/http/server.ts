@@ -52,6 +52,8 @@ export interface ServerOptions {
   readonly maxConnections: number;
   /** Why the daemon is degraded (the output or the store failing), or null: drives /health. */
   readonly problem: () => string | null;
+  /** Extra fields in /health's body (forwarding's state); they never make it degraded. */
+  readonly healthDetails?: () => Record<string, unknown> | undefined;
   /** Whether GET /metrics is served on this port (not when a separate metrics listener is configured). */
   readonly serveMetrics?: boolean;
   /** Where to report things the output itself cannot carry (the output failing). */
@@ -71,8 +73,9 @@ export function requestPath(target: string): string {
 }
 
 /** /health: 200 ok, or 503 degraded with the reason. */
-export function answerHealth(response: ServerResponse, problem: string | null, headOnly: boolean): void {
-  const body = problem === null ? HEALTHY_BODY : JSON.stringify({ status: 'degraded', component: 'control_plane', error: problem });
+export function answerHealth(response: ServerResponse, problem: string | null, headOnly: boolean, details?: Record<string, unknown>): void {
+  const body =
+    problem === null ? (details ? JSON.stringify({ status: 'ok', component: 'control_plane', ...details }) : HEALTHY_BODY) : JSON.stringify({ status: 'degraded', component: 'control_plane', error: problem, ...details });
   answer(response, problem === null ? 200 : 503, headOnly ? '' : body, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
 }
 
@@ -192,7 +195,7 @@ export class WebhookServer {
     if (path === '/health') {
       if (!readOnly) return this.refuse(request, response, 'method_not_allowed', { Allow: 'GET, HEAD' });
       request.resume();
-      return answerHealth(response, this.options.problem(), method === 'HEAD');
+      return answerHealth(response, this.options.problem(), method === 'HEAD', this.options.healthDetails?.());
     }
     if (path === '/metrics' && this.options.serveMetrics !== false) {
       if (!readOnly) return this.refuse(request, response, 'method_not_allowed', { Allow: 'GET, HEAD' });

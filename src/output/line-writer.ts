@@ -26,6 +26,11 @@ export class LineWriter {
   private readonly redact: Redactor | undefined;
   private readonly clock: () => number;
   private readonly encoder: LineEncoder;
+  /** Encodes single lines exactly as written, minus the journald prefix (forwarding). */
+  private readonly standalone: LineEncoder;
+  /** The first seq and the ts of the last chunk that reached the output (in whole or in part). */
+  lastFirstSeq = 0;
+  lastTs = '';
   /** A chunk partly written and waiting for the output to take the rest. */
   private unfinished: Promise<void> | null = null;
   /** The error of the last failed write, until a write succeeds (drives /health). */
@@ -36,6 +41,7 @@ export class LineWriter {
     this.redact = options.redact;
     this.clock = options.clock ?? Date.now;
     this.encoder = new LineEncoder({ priorityPrefix: options.priorityPrefix ?? false, instance: options.instance });
+    this.standalone = new LineEncoder({ instance: options.instance });
   }
 
   get healthy(): boolean {
@@ -85,6 +91,8 @@ export class LineWriter {
       return this.failed(error);
     }
     // Part of the chunk is in the output: its seqs are spent either way.
+    this.lastFirstSeq = this.nextSeq;
+    this.lastTs = ts;
     this.nextSeq = seq;
     if (pending === undefined) {
       this.lastError = null;
@@ -102,6 +110,14 @@ export class LineWriter {
         return this.failed(error);
       },
     );
+  }
+
+  /** One line as it was written with `seq` and `ts` (same fields, redaction and instance), as JSON without its newline. */
+  encodeWritten(event: ObsEvent, seq: number, ts: string): string {
+    this.standalone.clear();
+    this.standalone.append(event, seq, ts, this.redact);
+    const bytes = this.standalone.bytes();
+    return bytes.toString('utf8', 0, bytes.length - 1);
   }
 
   private failed(error: unknown): SinkWriteError {

@@ -46,8 +46,12 @@ export interface OutputOptions {
   /** Hears of each failed write once, however many webhooks it carried. */
   readonly onWriteFailed?: (error: SinkWriteError, webhooks: number) => void;
   readonly onStoreFailed?: (error: StoreUnavailableError, webhooks: number) => void;
-  /** The lines of the webhooks just acknowledged (call metrics). */
-  readonly onAcknowledged?: (planned: readonly PlannedWebhook[]) => void;
+  /**
+   * The webhooks just acknowledged, in the order their lines were written:
+   * the first line has seq `firstSeq`, every line the emission time `ts`
+   * (call metrics, forwarding).
+   */
+  readonly onAcknowledged?: (planned: readonly PlannedWebhook[], firstSeq: number, ts: string) => void;
   readonly clock?: () => number;
 }
 
@@ -157,17 +161,20 @@ export class Output {
     }
 
     let written: WriteResult | Promise<WriteResult>;
+    const writer = this.options.writer;
     try {
-      written = this.options.writer.write(lines);
+      written = writer.write(lines);
     } catch (error) {
       return this.abandonAndFinish(group, view, deliveries, { kind: 'internal_error', error });
     }
+    // Read now: no other write can come between this one and these two.
+    const position = { firstSeq: writer.lastFirstSeq, ts: writer.lastTs };
     if (isPromise(written)) {
       this.writing = true;
       written.then(
         (result) => {
           this.writing = false;
-          this.afterWrite(group, view, state, planned, deliveries, result);
+          this.afterWrite(group, view, state, planned, deliveries, result, position);
         },
         (error: unknown) => {
           this.writing = false;
@@ -175,7 +182,7 @@ export class Output {
         },
       );
     } else {
-      this.afterWrite(group, view, state, planned, deliveries, written);
+      this.afterWrite(group, view, state, planned, deliveries, written, position);
     }
   }
 
@@ -186,6 +193,7 @@ export class Output {
     planned: ReadonlyArray<PlannedWebhook | undefined>,
     deliveries: Array<Delivery | undefined>,
     result: WriteResult,
+    position: { readonly firstSeq: number; readonly ts: string },
   ): void {
     if (result !== null) {
       this.options.onWriteFailed?.(result, group.length);
@@ -195,19 +203,25 @@ export class Output {
     try {
       committed = this.options.store.commit(view, state, this.commitTime(group));
     } catch (error) {
-      return this.committed(group, planned, deliveries, error);
+      return this.committed(group, planned, deliveries, position, error);
     }
     if (isPromise(committed)) {
       committed.then(
-        () => this.committed(group, planned, deliveries, undefined),
-        (error: unknown) => this.committed(group, planned, deliveries, error),
+        () => this.committed(group, planned, deliveries, position, undefined),
+        (error: unknown) => this.committed(group, planned, deliveries, position, error),
       );
     } else {
-      this.committed(group, planned, deliveries, undefined);
+      this.committed(group, planned, deliveries, position, undefined);
     }
   }
 
-  private committed(group: readonly Submission[], planned: ReadonlyArray<PlannedWebhook | undefined>, deliveries: Array<Delivery | undefined>, error: unknown): void {
+  private committed(
+    group: readonly Submission[],
+    planned: ReadonlyArray<PlannedWebhook | undefined>,
+    deliveries: Array<Delivery | undefined>,
+    position: { readonly firstSeq: number; readonly ts: string },
+    error: unknown,
+  ): void {
     if (error !== undefined) {
       const storeError = asStoreError(error);
       this.options.onStoreFailed?.(storeError, group.length);
@@ -222,7 +236,7 @@ export class Output {
       }
     }
     try {
-      this.options.onAcknowledged?.(acknowledged);
+      if (acknowledged.length > 0) this.options.onAcknowledged?.(acknowledged, position.firstSeq, position.ts);
     } finally {
       this.finish(group, undefined, deliveries);
     }
