@@ -72,12 +72,13 @@ export class RoomScript {
     );
   }
 
-  trackPublished(participant: ParticipantSpec, seconds: number): JsonObject {
+  /** `callStatus`: a participant snapshot that carries sip.callStatus (LiveKit's track events usually carry only sid and identity). */
+  trackPublished(participant: ParticipantSpec, seconds: number, callStatus?: string): JsonObject {
     return this.at(
       'track_published',
       {
         room: roomJson(this.room, false),
-        participant: { sid: participant.sid, identity: participant.identity },
+        participant: { sid: participant.sid, identity: participant.identity, ...(callStatus ? { attributes: { 'sip.callStatus': callStatus } } : {}) },
         track: { sid: livekitId('TR'), name: 'audio', source: 'MICROPHONE', mimeType: 'audio/opus', mid: '0' },
       },
       seconds,
