@@ -585,6 +585,7 @@ export class WebhookServer {
     if (outcome.duplicate) metrics.duplicates.inc();
     const answered = outcome.duplicate ? 'duplicate' : 'accepted';
     metrics.webhooks.inc({ event, outcome: answered });
+    metrics.observeWrittenLines(outcome.events);
     // First deliveries only: a redelivery would count the same event twice.
     if (!outcome.duplicate && outcome.createdAtMs !== undefined && outcome.createdAtMs > 0) metrics.deliveryDelay.observe(Math.max(0, (this.clock() - outcome.createdAtMs) / 1000));
     this.answerConstant(response, outcome.duplicate ? DUPLICATE_ANSWER : ACCEPTED_ANSWER);
