@@ -10,7 +10,7 @@ import { encodeBody, envelope, type JsonObject, roomJson, SAMPLE_EVENTS, sampleW
 import { findScenario, SCENARIOS, type ScenarioRun, SIMULATED_ROOM_PREFIX } from './livekit/scenarios.ts';
 import { signWebhook } from './livekit/sign.ts';
 import { ReportAggregator } from './report/aggregate.ts';
-import { readLines } from './report/read.ts';
+import { inWritingOrder, readLines } from './report/read.ts';
 import { callHeader, callJson, callLine, formatSeconds, renderText, summaryJson } from './report/render.ts';
 
 export const VERSION: string = packageJson.version;
@@ -294,14 +294,15 @@ const flagOn = (parsed: ParsedArgs, flag: string): boolean => {
 
 /**
  * `report [--json] [--calls] [FILE...]`: reads OBS-00 lines from the files
- * in the order given (`.gz` ones decompressed) or from standard input, and
+ * in the order they were written (inWritingOrder; `.gz` ones decompressed)
+ * or from standard input, and
  * prints the calls and sessions they describe. Streams: memory stays
  * bounded however long the input.
  */
 export async function reportCommand(parsed: ParsedArgs, io: CommandIo, streams: ReportStreams): Promise<number> {
   const json = flagOn(parsed, '--json');
   const listCalls = flagOn(parsed, '--calls');
-  const sources = parsed.positionals.length > 0 ? parsed.positionals : ['-'];
+  const sources = parsed.positionals.length > 0 ? inWritingOrder(parsed.positionals) : ['-'];
   if (sources.filter((source) => source === '-').length > 1) throw new ConfigError('report: standard input (-) can be read once');
   if (parsed.positionals.length === 0 && streams.stdin.isTTY) {
     throw new ConfigError('report: give FILE..., or pipe the lines in: journalctl -o cat _SYSTEMD_UNIT=control-plane.service --since today | control-plane report');

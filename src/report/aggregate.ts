@@ -187,6 +187,8 @@ export class ReportAggregator {
   private last: string | null = null;
   private readonly recent = new Set<string>();
   private readonly open = new Map<string, OpenCall>();
+  /** Calls ended without their call.started seen yet (inputs out of order): their start, if it comes, opens nothing. */
+  private readonly endedFirst = new Set<string>();
   private readonly outcomes = new Map<string, number>();
   private readonly answered = new Map<Direction, number>();
   private readonly talk = new SecondsDistribution();
@@ -268,7 +270,7 @@ export class ReportAggregator {
 
   private callStarted(line: Line): void {
     const key = this.callKey(line);
-    if (this.open.has(key)) return;
+    if (this.open.has(key) || this.endedFirst.delete(key)) return;
     this.open.set(key, {
       startedAt: line.ts,
       direction: text(line.direction) ?? 'unknown',
@@ -283,7 +285,11 @@ export class ReportAggregator {
   private callEnded(line: Line): void {
     const key = this.callKey(line);
     const started = this.open.get(key);
-    this.open.delete(key);
+    if (started) this.open.delete(key);
+    else {
+      this.endedFirst.add(key);
+      if (this.endedFirst.size > OPEN_CALLS_LIMIT) this.endedFirst.delete(this.endedFirst.values().next().value!);
+    }
     const direction = text(line.direction) ?? started?.direction ?? 'unknown';
     const outcome = text(line.outcome) ?? 'unknown';
     const answered = line.answered === true;

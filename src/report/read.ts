@@ -67,3 +67,46 @@ export async function readLines(input: Readable, consumer: LineConsumer, options
   if (discarding) consumer.skipLine();
   else if (rest !== '') consumer.line(rest);
 }
+
+// Rotated names: this daemon's own (`<file>.<YYYYMMDDTHHMMSSZ>[-<n>][.gz]`,
+// src/sinks/rotated-files.ts) and logrotate's numbered ones (`<file>.<n>[.gz]`,
+// `.1` the newest).
+const OWN_ROTATION = /^(.*)\.(\d{8}T\d{6}Z)(?:-([1-9]\d*))?(?:\.gz)?$/;
+const NUMBERED_ROTATION = /^(.*)\.([1-9]\d*)(?:\.gz)?$/;
+
+interface Placed {
+  readonly path: string;
+  readonly group: string;
+  /** Older first within a group; the live file (Infinity) last. */
+  readonly rank: readonly [number, string, number];
+}
+
+function place(path: string): Placed {
+  const own = OWN_ROTATION.exec(path);
+  if (own) return { path, group: own[1]!, rank: [0, own[2]!, Number(own[3] ?? 0)] };
+  const numbered = NUMBERED_ROTATION.exec(path);
+  if (numbered) return { path, group: numbered[1]!, rank: [1, '', -Number(numbered[2])] };
+  return { path, group: path, rank: [2, '', 0] };
+}
+
+/**
+ * The files in the order their lines were written: a log file's rotated
+ * files oldest first (a shell glob sorts `x.…Z-1.gz` before `x.…Z.gz` and
+ * `x.10` before `x.2`), then the live file itself. Files of different logs
+ * keep the order they were given in.
+ */
+export function inWritingOrder(paths: readonly string[]): string[] {
+  const placed = paths.map(place);
+  const groupOrder = new Map<string, number>();
+  for (const item of placed) if (!groupOrder.has(item.group)) groupOrder.set(item.group, groupOrder.size);
+  return placed
+    .map((item, index) => ({ item, index }))
+    .sort((a, b) => {
+      const group = groupOrder.get(a.item.group)! - groupOrder.get(b.item.group)!;
+      if (group !== 0) return group;
+      const [kindA, stampA, countA] = a.item.rank;
+      const [kindB, stampB, countB] = b.item.rank;
+      return kindA - kindB || stampA.localeCompare(stampB) || countA - countB || a.index - b.index;
+    })
+    .map(({ item }) => item.path);
+}

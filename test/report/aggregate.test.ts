@@ -126,6 +126,13 @@ describe('report aggregation', () => {
     assert.equal(summary.calls.stillOpen, 1);
   });
 
+  test('a call.ended read before its call.started (inputs given out of order) leaves no call open', () => {
+    const lines = outputOf(PLAYED.slice(0, 1));
+    const summary = summarise([...lines.filter((line) => !line.includes('"call.started"')), ...lines.filter((line) => line.includes('"call.started"'))]);
+    assert.equal(summary.calls.total, 1);
+    assert.equal(summary.calls.stillOpen, 0);
+  });
+
   test('the rendered table and JSON carry the numbers', () => {
     const summary = summarise(ALL);
     const text = renderText(summary);

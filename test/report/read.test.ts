@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { readLines } from '../../src/report/read.ts';
+import { inWritingOrder, readLines } from '../../src/report/read.ts';
 
 function collect() {
   const lines: string[] = [];
@@ -59,5 +59,32 @@ describe('report reader', () => {
     let chunks = 0;
     await readLines(Readable.from(pieces(Buffer.from('a\nb\nc\nd\n'), 2)), sink.consumer, { gzip: false, afterChunk: () => void chunks++, stopped: () => chunks >= 2 });
     assert.deepEqual(sink.lines, ['a', 'b']);
+  });
+});
+
+describe('the order files are read in', () => {
+  test("rotated files oldest first whatever order the shell's glob gave, then the live file; other logs keep their place", () => {
+    const glob = [
+      '/var/log/cp/control-plane.jsonl',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-1.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-10.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-2.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z.gz',
+      '/var/log/cp/control-plane.jsonl.20261130T235959Z',
+    ].sort();
+    assert.deepEqual(inWritingOrder(['other.jsonl', ...glob, '-']), [
+      'other.jsonl',
+      '/var/log/cp/control-plane.jsonl.20261130T235959Z',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-1.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-2.gz',
+      '/var/log/cp/control-plane.jsonl.20261201T101500Z-10.gz',
+      '/var/log/cp/control-plane.jsonl',
+      '-',
+    ]);
+  });
+
+  test("logrotate's numbered files: the highest number is the oldest", () => {
+    assert.deepEqual(inWritingOrder(['cp.log', 'cp.log.1', 'cp.log.10.gz', 'cp.log.2.gz']), ['cp.log.10.gz', 'cp.log.2.gz', 'cp.log.1', 'cp.log']);
   });
 });
