@@ -279,6 +279,23 @@ export const SCENARIOS: readonly Scenario[] = [
       })),
   },
   {
+    name: 'inbound-pin',
+    summary: 'a caller dials in through a PIN rule: the leg joins already active, talks 50 s, and the agent removes it',
+    build: (options) =>
+      callRoom(options, 'inbound-pin', { direction: 'inbound', joinAt: 9 }, (timeline, sip, agent) => ({
+        webhooks: [
+          ...agentArrives(timeline, agent),
+          // The caller typed the PIN before the bridge joined the room: the leg is connected from the start.
+          timeline.joined(sip, 9, 'active'),
+          timeline.trackPublished(sip, 10),
+          timeline.trackUnpublished(sip, 59),
+          timeline.left(sip, 59, 'PARTICIPANT_REMOVED', 'active'),
+        ],
+        lastAt: 59,
+        call: expected(sip, options.startS, { direction: 'inbound', outcome: 'completed', answered: true, reason: 'participant_removed', trunkFailure: false, endAt: 59, answerAt: 9 }),
+      })),
+  },
+  {
     name: 'outbound-answered',
     summary: 'the agent dials out, the callee answers after 7 s and hangs up after a minute and a half',
     build: (options) =>
@@ -323,6 +340,16 @@ export const SCENARIOS: readonly Scenario[] = [
     'failed',
     true,
   ),
+  {
+    name: 'trunk-failure-fast',
+    summary: 'the agent dials out; the carrier fails at once, before the leg is connected to the room (connection aborted, servers up to 2026-08)',
+    build: (options) =>
+      callRoom(options, 'trunk-failure-fast', { direction: 'outbound', joinAt: 4 }, (timeline, sip, agent) => ({
+        webhooks: [...agentArrives(timeline, agent), timeline.aborted(sip, 4, 'CLIENT_INITIATED', 'dialing')],
+        lastAt: 4,
+        call: expected(sip, options.startS, { direction: 'outbound', outcome: 'failed', answered: false, reason: 'client_initiated', trunkFailure: true, endAt: 4 }),
+      })),
+  },
   {
     name: 'conference',
     summary: 'a caller dials into a meeting of two WebRTC participants and stays 4.5 minutes',

@@ -42,7 +42,7 @@ describe('call scenarios in LiveKit order', () => {
     const played = SCENARIOS.flatMap((scenario) => scenario.build({ startS: T0 }).calls);
     assert.deepEqual([...new Set(played.map((call) => call.outcome))].sort(), ['cancelled', 'completed', 'failed', 'no_answer', 'rejected']);
     const failures = SCENARIOS.filter((scenario) => scenario.build({ startS: T0 }).calls.some((call) => call.trunkFailure)).map((scenario) => scenario.name);
-    assert.deepEqual(failures, ['trunk-failure', 'trunk-failure-legacy']);
+    assert.deepEqual(failures, ['trunk-failure', 'trunk-failure-legacy', 'trunk-failure-fast']);
     for (const name of ['inbound-answered', 'inbound-abandoned', 'outbound-answered', 'outbound-no-answer', 'outbound-busy']) assert.ok(findScenario(name), name);
   });
 });
