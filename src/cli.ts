@@ -1,11 +1,17 @@
-// The sub-commands (SPEC §7): serve (default), sign, send, check-config.
-// Each returns its exit status; only main.ts touches the process.
+// The sub-commands: serve (default), sign, send, simulate, report,
+// check-config. Each returns its exit status; only main.ts touches the
+// process (its signals, streams and exit code).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import packageJson from '../package.json' with { type: 'json' };
 import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
-import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
+import { encodeBody, envelope, type JsonObject, roomJson, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
+import { findScenario, SCENARIOS, type ScenarioRun, SIMULATED_ROOM_PREFIX } from './livekit/scenarios.ts';
 import { signWebhook } from './livekit/sign.ts';
+import { ReportAggregator } from './report/aggregate.ts';
+import { inWritingOrder, readLines } from './report/read.ts';
+import { callHeader, callJson, callLine, formatSeconds, renderText, summaryJson } from './report/render.ts';
 
 export const VERSION: string = packageJson.version;
 
@@ -31,27 +37,39 @@ Usage:
   control-plane send [--url U] EVENT [--room NAME]
                                              send one signed sample webhook and print the answer
                                              (default URL http://127.0.0.1:8000/webhook)
+  control-plane simulate [--url U] [--speed N] SCENARIO...|all
+                                             send a whole call's webhooks as LiveKit would, N times
+                                             faster than real time (default 10); the room always finishes
+  control-plane report [--json] [--calls] [FILE...]
+                                             calls, outcomes, answer rate, talk time, trunk failures and
+                                             sessions from OBS-00 lines (files, .gz too, or standard input)
   control-plane check-config [flags]         validate the configuration, print a summary without secrets
   control-plane --help | --version
 
 Events for send: ${SAMPLE_EVENTS.join(', ')}
+
+Scenarios for simulate:
+${SCENARIOS.map((scenario) => `  ${scenario.name.padEnd(22)} ${scenario.summary}`).join('\n')}
 
 Flags and environment (flags win):
 ${settingsHelp()}
   LIVEKIT_API_KEY, LIVEKIT_API_SECRET        the key pair LiveKit signs webhooks with
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
-Exit status: 0 ok, 1 failure (send: the daemon did not answer 200), 2 bad configuration or usage.
+Exit status: 0 ok, 1 failure (send, simulate: the daemon did not answer 200; report: an input could not be read to its end),
+2 bad configuration or usage.
 `;
 
-export type Command = 'serve' | 'sign' | 'send' | 'check-config';
-const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'check-config'];
+export type Command = 'serve' | 'sign' | 'send' | 'simulate' | 'report' | 'check-config';
+const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'simulate', 'report', 'check-config'];
 
 /** Sub-command flags that are not daemon settings. */
 const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
   serve: {},
   sign: { '--key': 'string' },
   send: { '--url': 'string', '--room': 'string', '--key': 'string' },
+  simulate: { '--url': 'string', '--speed': 'string', '--key': 'string' },
+  report: { '--json': 'boolean', '--calls': 'boolean' },
   'check-config': {},
 };
 
@@ -114,33 +132,236 @@ export function signCommand(parsed: ParsedArgs, io: CommandIo): number {
   return 0;
 }
 
-/** `send [--url U] EVENT [--room NAME]`: posts one signed sample webhook and prints the answer. */
-export async function sendCommand(parsed: ParsedArgs, io: CommandIo): Promise<number> {
-  const event = parsed.positionals[0];
-  if (event === undefined || parsed.positionals.length > 1) throw new ConfigError(`send: name one EVENT (${SAMPLE_EVENTS.join(', ')})`);
-  const url = (parsed.values.get('--url') as string | undefined) ?? 'http://127.0.0.1:8000/webhook';
+const DEFAULT_WEBHOOK_URL = 'http://127.0.0.1:8000/webhook';
+
+function webhookUrl(parsed: ParsedArgs): string {
+  const url = (parsed.values.get('--url') as string | undefined) ?? DEFAULT_WEBHOOK_URL;
   try {
     new URL(url);
   } catch {
     throw new ConfigError(`--url: ${JSON.stringify(url)} is not a URL`);
   }
-  const room = (parsed.values.get('--room') as string | undefined) ?? 'demo-room';
-  const config = configFrom(parsed, io);
-  const body = encodeBody(sampleWebhook(event, room));
+  return url;
+}
+
+/** The headers LiveKit sends with `body`: its content type, its user agent, and the token (unless nothing can sign). */
+function webhookHeaders(config: Config, parsed: ParsedArgs, body: string): Record<string, string> {
   const headers: Record<string, string> = { 'Content-Type': 'application/webhook+json', 'User-Agent': 'LiveKit' };
   if (!config.insecureSkipVerify || config.keys.length > 0) {
     headers.Authorization = signWebhook(body, pickKey(config, parsed.values.get('--key') as string | undefined));
   }
+  return headers;
+}
+
+type PostResult = { readonly status: number; readonly text: string } | { readonly error: string };
+
+async function postWebhook(url: string, headers: Record<string, string>, body: string): Promise<PostResult> {
   try {
     // Node's built-in fetch is undici; no extra dependency.
     const response = await fetch(url, { method: 'POST', headers, body });
-    io.stdout(`${response.status} ${await response.text()}\n`);
-    return response.status === 200 ? 0 : 1;
+    return { status: response.status, text: await response.text() };
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    io.stderr(`send: ${url}: ${cause?.code ?? cause?.message ?? (error as Error).message}\n`);
+    return { error: cause?.code ?? cause?.message ?? (error as Error).message };
+  }
+}
+
+/** `send [--url U] EVENT [--room NAME]`: posts one signed sample webhook and prints the answer. */
+export async function sendCommand(parsed: ParsedArgs, io: CommandIo): Promise<number> {
+  const event = parsed.positionals[0];
+  if (event === undefined || parsed.positionals.length > 1) throw new ConfigError(`send: name one EVENT (${SAMPLE_EVENTS.join(', ')})`);
+  // An unknown name would reach the daemon as livekit.event.unknown: refuse it here instead.
+  if (!SAMPLE_EVENTS.includes(event)) throw new ConfigError(`send: unknown event ${JSON.stringify(event)}; one of ${SAMPLE_EVENTS.join(', ')}`);
+  const url = webhookUrl(parsed);
+  const room = (parsed.values.get('--room') as string | undefined) ?? 'demo-room';
+  const config = configFrom(parsed, io);
+  const body = encodeBody(sampleWebhook(event, room));
+  const result = await postWebhook(url, webhookHeaders(config, parsed, body), body);
+  if ('error' in result) {
+    io.stderr(`send: ${url}: ${result.error}\n`);
     return 1;
   }
+  io.stdout(`${result.status} ${result.text}\n`);
+  return result.status === 200 ? 0 : 1;
+}
+
+const DEFAULT_SPEED = 10;
+
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+}
+
+function describeWebhook(webhook: JsonObject): string {
+  const participant = webhook.participant as { kind?: string; identity?: string; attributes?: Record<string, string>; disconnectReason?: string } | undefined;
+  if (!participant) return String(webhook.event);
+  const kind = participant.kind ?? (String(webhook.event).startsWith('track_') ? undefined : 'STANDARD');
+  const details = [kind, participant.identity, participant.attributes?.['sip.callStatus'], participant.disconnectReason].filter(Boolean);
+  return `${String(webhook.event)} (${details.join(', ')})`;
+}
+
+/**
+ * Plays one scenario: its webhooks in LiveKit's order, spaced by their
+ * createdAt divided by `speed`. Whatever happens (a refused webhook, the
+ * daemon gone, Ctrl-C), it tries to finish the room, so that no simulated
+ * session stays open in the daemon.
+ */
+async function playScenario(run: ScenarioRun, send: (body: string) => Promise<PostResult>, speed: number, io: CommandIo, signal: AbortSignal | undefined): Promise<number> {
+  io.stdout(`room ${run.room.name} (${run.room.sid})\n`);
+  let previousS = run.startS;
+  let finished = false;
+  let status = 0;
+  for (const webhook of run.webhooks) {
+    const atS = Number(webhook.createdAt);
+    await pause(((atS - previousS) * 1000) / speed, signal);
+    if (signal?.aborted) break;
+    previousS = atS;
+    const result = await send(encodeBody(webhook));
+    const answer = 'error' in result ? result.error : `${result.status} ${result.text}`;
+    io.stdout(`  +${String(atS - run.startS).padStart(3)}s  ${describeWebhook(webhook)} -> ${answer}\n`);
+    if (webhook.event === 'room_finished') finished = true;
+    if ('error' in result || result.status !== 200) {
+      status = 1;
+      break;
+    }
+  }
+  if (!finished) {
+    // Finish the room at the time reached, so the daemon closes the session.
+    const closing = envelope('room_finished', { room: roomJson(run.room) }, { createdAt: previousS });
+    const result = await send(encodeBody(closing));
+    const answer = 'error' in result ? result.error : `${result.status} ${result.text}`;
+    io.stdout(`  +${String(previousS - run.startS).padStart(3)}s  room_finished (stopped early) -> ${answer}\n`);
+    if ('error' in result || result.status !== 200) {
+      io.stderr(`simulate: could not finish room ${run.room.name}; the daemon forgets it after its idle timeout\n`);
+      status = 1;
+    }
+  }
+  if (status === 0 && !signal?.aborted) {
+    for (const call of run.calls) {
+      const talk = call.talkMs === undefined ? '' : `, talk ${formatSeconds(call.talkMs / 1000)}`;
+      io.stdout(`  expect call.ended: ${call.direction} ${call.outcome}, answered ${call.answered}, ${call.reason}, duration ${formatSeconds(call.durationMs / 1000)}${talk}${call.trunkFailure ? ', and a provider.event sip_trunk_failure' : ''}\n`);
+    }
+  }
+  return signal?.aborted ? 130 : status;
+}
+
+/** `simulate [--url U] [--speed N] SCENARIO...|all`: whole calls, as LiveKit sends them, to a running daemon. */
+export async function simulateCommand(parsed: ParsedArgs, io: CommandIo, signal?: AbortSignal): Promise<number> {
+  const names = parsed.positionals.length === 1 && parsed.positionals[0] === 'all' ? SCENARIOS.map((scenario) => scenario.name) : parsed.positionals;
+  const list = SCENARIOS.map((scenario) => scenario.name).join(', ');
+  if (names.length === 0) throw new ConfigError(`simulate: name a SCENARIO (${list}) or all`);
+  const scenarios = names.map((name) => findScenario(name) ?? (() => {
+    throw new ConfigError(`simulate: unknown scenario ${JSON.stringify(name)}; one of ${list}, or all`);
+  })());
+  const rawSpeed = (parsed.values.get('--speed') as string | undefined) ?? String(DEFAULT_SPEED);
+  const speed = Number(rawSpeed);
+  if (!Number.isFinite(speed) || speed <= 0) throw new ConfigError(`--speed: ${JSON.stringify(rawSpeed)} is not a positive number (1 = real time)`);
+  const url = webhookUrl(parsed);
+  const config = configFrom(parsed, io);
+  pickKey(config, parsed.values.get('--key') as string | undefined);
+  const send = (body: string) => postWebhook(url, webhookHeaders(config, parsed, body), body);
+  let status = 0;
+  for (const scenario of scenarios) {
+    if (signal?.aborted) break;
+    io.stdout(`${scenario.name}: ${scenario.summary}\n`);
+    const result = await playScenario(scenario.build({ startS: Math.floor(Date.now() / 1000) }), send, speed, io, signal);
+    if (result !== 0) status = result;
+    if (result === 130) break;
+  }
+  io.stdout(`rooms are named ${SIMULATED_ROOM_PREFIX}<scenario>-<random>\n`);
+  return status;
+}
+
+/** Where report reads and writes; main.ts passes the process's own. */
+export interface ReportStreams {
+  readonly stdin: Readable & { readonly isTTY?: boolean };
+  readonly stdout: Writable;
+  readonly openFile: (path: string) => Readable;
+}
+
+const flagOn = (parsed: ParsedArgs, flag: string): boolean => {
+  const value = parsed.values.get(flag);
+  return value === true || value === '1' || value === 'true';
+};
+
+/**
+ * `report [--json] [--calls] [FILE...]`: reads OBS-00 lines from the files
+ * in the order they were written (inWritingOrder; `.gz` ones decompressed)
+ * or from standard input, and
+ * prints the calls and sessions they describe. Streams: memory stays
+ * bounded however long the input.
+ */
+export async function reportCommand(parsed: ParsedArgs, io: CommandIo, streams: ReportStreams): Promise<number> {
+  const json = flagOn(parsed, '--json');
+  const listCalls = flagOn(parsed, '--calls');
+  const sources = parsed.positionals.length > 0 ? inWritingOrder(parsed.positionals) : ['-'];
+  if (sources.filter((source) => source === '-').length > 1) throw new ConfigError('report: standard input (-) can be read once');
+  if (parsed.positionals.length === 0 && streams.stdin.isTTY) {
+    throw new ConfigError('report: give FILE..., or pipe the lines in: journalctl -o cat _SYSTEMD_UNIT=control-plane.service --since today | control-plane report');
+  }
+  for (const source of sources) {
+    if (source === '-') continue;
+    let isFile = false;
+    try {
+      isFile = statSync(source).isFile();
+    } catch (error) {
+      throw new ConfigError(`report: cannot read ${source} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+    if (!isFile) throw new ConfigError(`report: ${source} is not a file`);
+  }
+
+  const stdout = streams.stdout;
+  let closed = false;
+  const onError = (error: NodeJS.ErrnoException) => {
+    // The reader went away (| head): stop quietly. Anything else is reported once.
+    if (error.code !== 'EPIPE') io.stderr(`report: cannot write the report (${error.code ?? error.message})\n`);
+    closed = true;
+  };
+  // Stays attached: an EPIPE can arrive after the last write.
+  stdout.on('error', onError);
+  let pending = '';
+  const flush = async (): Promise<void> => {
+    if (pending === '' || closed) return;
+    const text = pending;
+    pending = '';
+    if (stdout.write(text)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        stdout.off('drain', done);
+        stdout.off('close', done);
+        resolve();
+      };
+      stdout.on('drain', done);
+      stdout.on('close', done);
+    });
+  };
+
+  const aggregator = new ReportAggregator(listCalls ? (row) => (pending += json ? callJson(row) : callLine(row)) : undefined);
+  if (listCalls && !json) pending += callHeader();
+  let status = 0;
+  for (const source of sources) {
+    const input = source === '-' ? streams.stdin : streams.openFile(source);
+    try {
+      await readLines(input, aggregator, { gzip: source.endsWith('.gz'), afterChunk: flush, stopped: () => closed });
+    } catch (error) {
+      io.stderr(`report: ${source === '-' ? 'standard input' : source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; counted up to there\n`);
+      status = 1;
+    }
+    if (closed) return status;
+  }
+  const summary = aggregator.finish();
+  if (json) pending += `${JSON.stringify(listCalls ? { kind: 'summary', ...summaryJson(summary) } : summaryJson(summary))}\n`;
+  else pending += `${listCalls ? '\n' : ''}${renderText(summary)}`;
+  await flush();
+  return status;
 }
 
 /** `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via ConfigError. */

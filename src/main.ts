@@ -1,7 +1,21 @@
 // argv + env → config → serve (or another sub-command). The only file that
 // touches the process: signals, exit codes, timers, stderr.
 
-import { checkConfigCommand, type CommandIo, configFrom, defaultIo, parseCommand, sendCommand, signCommand, usage, VERSION, versionText } from './cli.ts';
+import { createReadStream } from 'node:fs';
+import {
+  checkConfigCommand,
+  type CommandIo,
+  configFrom,
+  defaultIo,
+  parseCommand,
+  reportCommand,
+  sendCommand,
+  signCommand,
+  simulateCommand,
+  usage,
+  VERSION,
+  versionText,
+} from './cli.ts';
 import { type Config, ConfigError, type ParsedArgs } from './config.ts';
 import { WebhookServer } from './http/server.ts';
 import { DaemonMetrics } from './metrics.ts';
@@ -43,6 +57,21 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
         return signCommand(parsed, io);
       case 'send':
         return await sendCommand(parsed, io);
+      case 'simulate': {
+        // Ctrl-C stops the call early; simulate still finishes its room.
+        const interrupted = new AbortController();
+        const stop = () => interrupted.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          return await simulateCommand(parsed, io, interrupted.signal);
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+      }
+      case 'report':
+        return await reportCommand(parsed, io, { stdin: process.stdin, stdout: process.stdout, openFile: (path) => createReadStream(path) });
       case 'check-config':
         return checkConfigCommand(parsed, io);
       case 'serve':
@@ -114,7 +143,10 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
       metrics.storeErrors.inc({ reason: error.reason });
       reportProblem(`store failed (${error.reason}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
     },
-    onAcknowledged: forwarding ? (planned, firstSeq, ts) => forwarding.accept(acknowledgedLines(writer, planned, firstSeq, ts)) : undefined,
+    onAcknowledged: (planned, firstSeq, ts) => {
+      for (const webhook of planned) metrics.observeWrittenLines(webhook.lines);
+      forwarding?.accept(acknowledgedLines(writer, planned, firstSeq, ts));
+    },
   });
   const server = new WebhookServer({
     keys: () => keys,

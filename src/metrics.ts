@@ -11,6 +11,8 @@
 import { readdirSync } from 'node:fs';
 import type { DestinationStatus } from './forward/forwarder.ts';
 import type { StoreCounts } from './store/store.ts';
+import type { ObsEvent } from './obs/schema.ts';
+import { CALL_OUTCOMES } from './obs/transitions.ts';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -331,12 +333,19 @@ export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 /** createdAt → arrival, seconds. createdAt has one-second resolution; LiveKit drops events older than 30 s. */
 export const DELAY_BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 900];
 
+/** Call duration and talk time, seconds: from a failed dial (about a second) to calls of hours. */
+export const CALL_SECONDS_BUCKETS = [1, 5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800, 3600, 7200];
+
+const CALL_DIRECTIONS = ['inbound', 'outbound'] as const;
+
 /** What the daemon's other parts report when scraped. */
 export interface MetricSources {
   readonly store: () => StoreCounts;
   readonly sinkRotations: () => number;
   readonly outputHealthy: () => boolean;
 }
+
+const labelOf = (value: unknown): string => (typeof value === 'string' ? value : 'unknown');
 
 function openFileDescriptors(): number | undefined {
   try {
@@ -375,6 +384,16 @@ export class DaemonMetrics {
   );
   readonly bodyBytesHeld = this.registry.register(new SampledMetric('control_plane_held_body_bytes', 'Request body bytes held in memory now, across all connections.', 'gauge', () => 0));
   readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
+  readonly calls = this.registry.register(new Counter('control_plane_calls_total', 'SIP call legs ended (call.ended lines written), by direction and outcome.', ['direction', 'outcome']));
+  readonly callDuration = this.registry.register(
+    new Histogram('control_plane_call_duration_seconds', "Ended SIP call legs: from the leg joining to its end, by LiveKit's clock (duration_ms), by direction.", CALL_SECONDS_BUCKETS, ['direction']),
+  );
+  readonly callTalkTime = this.registry.register(
+    new Histogram('control_plane_call_talk_time_seconds', 'Answered SIP call legs whose answer time is known: from the answer to the end (talk_ms), by direction.', CALL_SECONDS_BUCKETS, ['direction']),
+  );
+  readonly providerEvents = this.registry.register(
+    new Counter('control_plane_provider_events_total', 'provider.event lines written (trouble on the provider side), by provider and reason, e.g. sip / sip_trunk_failure.', ['provider', 'reason']),
+  );
 
   constructor(sources: MetricSources) {
     const sampled = (name: string, help: string, type: 'gauge' | 'counter', read: () => number) => this.registry.register(new SampledMetric(name, help, type, read));
@@ -386,6 +405,12 @@ export class DaemonMetrics {
     sampled('control_plane_output_healthy', '1 when the last write to the output succeeded, 0 while degraded (/health answers 503).', 'gauge', () => (sources.outputHealthy() ? 1 : 0));
     sampled('control_plane_log_rotations_total', 'Size-based rotations of the log file.', 'counter', sources.sinkRotations);
     for (const result of ['success', 'failure']) this.keyReloads.init({ result });
+    for (const direction of CALL_DIRECTIONS) {
+      for (const outcome of CALL_OUTCOMES) this.calls.init({ direction, outcome });
+      this.callDuration.init({ direction });
+      this.callTalkTime.init({ direction });
+    }
+    for (const reason of ['sip_trunk_failure', 'media_failure']) this.providerEvents.init({ provider: 'sip', reason });
 
     const startTimeSeconds = Math.round(Date.now() - process.uptime() * 1000) / 1000;
     sampled('process_start_time_seconds', 'Start time of the process since the Unix epoch.', 'gauge', () => startTimeSeconds);
@@ -412,5 +437,24 @@ export class DaemonMetrics {
     this.registry.register(new SampledMetric('control_plane_forward_spool_bytes', 'Bytes in the forwarding spool on disk.', 'gauge', () => forwarder.spoolBytes));
     const latency = this.registry.register(new Histogram('control_plane_forward_delivery_duration_seconds', 'Delivery requests that succeeded: time to the answer, per destination.', LATENCY_BUCKETS, ['destination']));
     forwarder.observe({ delivered: (url, seconds) => latency.observe(seconds, { destination: url }) });
+  }
+
+  /**
+   * Counts the call.ended and provider.event lines of webhooks whose lines
+   * are written and whose state is committed (a failed write counts nothing,
+   * and LiveKit's retry is counted once it succeeds).
+   */
+  observeWrittenLines(events: readonly ObsEvent[]): void {
+    for (let index = 0; index < events.length; index++) {
+      const line = events[index]!;
+      if (line.event_type === 'call.ended') {
+        const direction = labelOf(line.direction);
+        this.calls.inc({ direction, outcome: labelOf(line.outcome) });
+        if (typeof line.duration_ms === 'number') this.callDuration.observe(line.duration_ms / 1000, { direction });
+        if (typeof line.talk_ms === 'number') this.callTalkTime.observe(line.talk_ms / 1000, { direction });
+      } else if (line.event_type === 'provider.event') {
+        this.providerEvents.inc({ provider: labelOf(line.provider), reason: labelOf(line.reason) });
+      }
+    }
   }
 }

@@ -173,3 +173,31 @@ test('the test parser is strict: it rejects what Prometheus would reject', () =>
   assert.equal(good.get('a_total')!.help, 'Things \\ done.\nSecond line.');
   assert.equal(sampleValue(good, 'a_total', { x: 'q"\n' }), 2);
 });
+
+test('observeWrittenLines counts ended calls by direction and outcome, their duration and talk time, and provider events', () => {
+  const metrics = daemonMetrics();
+  const families = () => parsePrometheusText(metrics.registry.render());
+  const before = families();
+  assert.equal(sampleValue(before, 'control_plane_calls_total', { direction: 'outbound', outcome: 'failed' }), 0, 'every direction and outcome is exported at 0');
+  assert.equal(sampleValue(before, 'control_plane_provider_events_total', { provider: 'sip', reason: 'sip_trunk_failure' }), 0);
+  metrics.observeWrittenLines([
+    { level: 'info', event_type: 'webhook.received', session_id: null },
+    { level: 'info', event_type: 'call.started', session_id: 'RM_a', direction: 'inbound' },
+    { level: 'info', event_type: 'call.ended', session_id: 'RM_a', direction: 'inbound', outcome: 'completed', answered: true, duration_ms: 64_400, talk_ms: 61_000 },
+    { level: 'info', event_type: 'call.ended', session_id: 'RM_b', direction: 'outbound', outcome: 'completed', answered: true, duration_ms: 58_000 },
+    { level: 'info', event_type: 'call.ended', session_id: 'RM_c', direction: 'outbound', outcome: 'failed', answered: false, duration_ms: 1_000 },
+    { level: 'warn', event_type: 'provider.event', session_id: 'RM_c', provider: 'sip', reason: 'sip_trunk_failure' },
+  ]);
+  const after = families();
+  assert.equal(sampleValue(after, 'control_plane_calls_total', { direction: 'inbound', outcome: 'completed' }), 1);
+  assert.equal(sampleValue(after, 'control_plane_calls_total', { direction: 'outbound', outcome: 'completed' }), 1);
+  assert.equal(sampleValue(after, 'control_plane_calls_total', { direction: 'outbound', outcome: 'failed' }), 1);
+  assert.equal(sampleValue(after, 'control_plane_call_duration_seconds_count', { direction: 'outbound' }), 2);
+  assert.equal(sampleValue(after, 'control_plane_call_duration_seconds_sum', { direction: 'outbound' }), 59);
+  assert.equal(sampleValue(after, 'control_plane_call_duration_seconds_sum', { direction: 'inbound' }), 64.4);
+  // Talk time only where the answer time is known.
+  assert.equal(sampleValue(after, 'control_plane_call_talk_time_seconds_count', { direction: 'inbound' }), 1);
+  assert.equal(sampleValue(after, 'control_plane_call_talk_time_seconds_sum', { direction: 'inbound' }), 61);
+  assert.equal(sampleValue(after, 'control_plane_call_talk_time_seconds_count', { direction: 'outbound' }), 0);
+  assert.equal(sampleValue(after, 'control_plane_provider_events_total', { provider: 'sip', reason: 'sip_trunk_failure' }), 1);
+});

@@ -33,7 +33,17 @@ import {
 import { enumName } from './livekit.ts';
 import { providerFindings } from './providers.ts';
 import type { ObsEvent } from './schema.ts';
-import { CONNECTING_KINDS, nextCallPhase, nextSessionState, type SessionState, type SessionTrigger } from './transitions.ts';
+import {
+  CONNECTING_KINDS,
+  departureShowsAnswered,
+  nextCallPhase,
+  nextSessionState,
+  REMEMBERED_TRACKS_PER_SESSION,
+  type SessionState,
+  type SessionTrigger,
+  trackAnswers,
+  UNANSWERED_STATUSES,
+} from './transitions.ts';
 
 /** An open session (created or connected). Immutable and JSON-serialisable: the state file stores it as is. */
 export interface SessionRecord {
@@ -44,6 +54,19 @@ export interface SessionRecord {
   readonly calls: readonly CallRecord[];
   /** The receiver's time of the last event (ms): for idle eviction only. */
   readonly touchedAtMs: number;
+  /**
+   * Track events of participants not known (yet) as SIP legs, oldest first,
+   * at most REMEMBERED_TRACKS_PER_SESSION; absent when there are none (and
+   * in snapshots written before it existed).
+   */
+  readonly pendingTracks?: readonly PendingTrack[];
+}
+
+/** A track_published remembered until its participant turns out to be a SIP leg (or not). */
+export interface PendingTrack {
+  readonly participantSid: string;
+  /** LiveKit's time of the first such event (ms); absent when the server left createdAt out. */
+  readonly atMs?: number;
 }
 
 /** The `sessions` member of a version 1 state file (read at start to upgrade it). */
@@ -106,6 +129,7 @@ class SessionStep {
   state: SessionState | null;
   readonly room: RoomRef;
   readonly legs: CallRecord[];
+  readonly pendingTracks: PendingTrack[];
   readonly webhookId: string | undefined;
   /** LiveKit's time of the event (durations use it, never the receiver's clock). */
   readonly atMs: number | undefined;
@@ -114,6 +138,7 @@ class SessionStep {
     this.state = basis?.state ?? null;
     this.room = { sid, name: basis?.name || event.room?.name || '' };
     this.legs = basis ? [...basis.calls] : [];
+    this.pendingTracks = basis?.pendingTracks ? [...basis.pendingTracks] : [];
     this.webhookId = nonEmpty(event.id);
     this.atMs = eventTimeMs(event);
   }
@@ -133,6 +158,24 @@ class SessionStep {
     const index = this.legs.findIndex((candidate) => candidate.participantSid === leg.participantSid);
     if (index === -1) this.legs.push(leg);
     else this.legs[index] = leg;
+  }
+
+  /** Remembers a track event of a participant whose kind is not known: the earliest per SID, the newest SIDs kept. */
+  rememberTrack(participantSid: string): void {
+    const index = this.pendingTracks.findIndex((pending) => pending.participantSid === participantSid);
+    if (index !== -1) {
+      const known = this.pendingTracks[index]!;
+      if (this.atMs !== undefined && (known.atMs === undefined || this.atMs < known.atMs)) this.pendingTracks[index] = { participantSid, atMs: this.atMs };
+      return;
+    }
+    this.pendingTracks.push(this.atMs === undefined ? { participantSid } : { participantSid, atMs: this.atMs });
+    if (this.pendingTracks.length > REMEMBERED_TRACKS_PER_SESSION) this.pendingTracks.shift();
+  }
+
+  /** Removes and returns the remembered track of a participant whose kind is now known. */
+  takeTrack(participantSid: string): PendingTrack | undefined {
+    const index = this.pendingTracks.findIndex((pending) => pending.participantSid === participantSid);
+    return index === -1 ? undefined : this.pendingTracks.splice(index, 1)[0];
   }
 
   answer(leg: CallRecord, signal: AnswerSignal, answerMs: number | undefined): CallRecord {
@@ -176,6 +219,8 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
     case 'participant_connection_aborted': {
       if (!participant?.sid) break;
       const departed = event.event !== 'participant_joined';
+      // The participant's kind is known now: a track remembered for it either answers its leg or nothing.
+      const remembered = step.takeTrack(participant.sid);
       if (participant.kind === ParticipantInfo_Kind.SIP) {
         let leg = step.leg(participant.sid);
         if (leg?.phase === 'ended') break;
@@ -185,7 +230,11 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
         }
         if (!leg) break;
         const status = sipCallStatus(participant);
-        if (showsAnswered(status)) leg = step.answer(leg, departed ? 'left_snapshot' : 'joined_active', departed ? undefined : step.atMs);
+        if (!departed && showsAnswered(status)) leg = step.answer(leg, 'joined_active', step.atMs);
+        // A leg that leaves still dialing or ringing was never answered: its remembered track was a dial tone.
+        const stillRinging = departed && status !== undefined && UNANSWERED_STATUSES.has(status);
+        if (remembered && !stillRinging) leg = step.answer(leg, 'track_published', remembered.atMs);
+        if (departed && departureShowsAnswered(leg.direction, status)) leg = step.answer(leg, 'left_snapshot', undefined);
         if (departed) leg = step.end(leg, 'leg_left', endReason(participant), status);
         step.replace(leg);
       } else if (CONNECTING_KINDS.has(participant.kind) && event.event !== 'participant_connection_aborted') {
@@ -195,10 +244,14 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
       break;
     }
     case 'track_published': {
-      // Track events carry only the participant's sid and identity (no kind):
-      // they answer a leg already known by its SID, nothing else.
-      const leg = step.leg(participant?.sid);
+      // Track events carry only the participant's sid and identity, not its
+      // kind: they answer a leg already known by its SID; any other
+      // participant's track is remembered until its kind is known.
+      const sid = participant?.sid;
+      if (!sid || !trackAnswers(sipCallStatus(participant))) break;
+      const leg = step.leg(sid);
       if (leg) step.replace(step.answer(leg, 'track_published', step.atMs));
+      else step.rememberTrack(sid);
       break;
     }
     case 'room_finished': {
@@ -211,8 +264,13 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
       break;
   }
 
+  const state = step.state ?? 'created';
   const next: SessionRecord | typeof ENDED =
-    step.state === 'ended' ? ENDED : { sid, name: step.room.name, state: step.state ?? 'created', calls: step.legs, touchedAtMs: nowMs };
+    state === 'ended'
+      ? ENDED
+      : step.pendingTracks.length === 0
+        ? { sid, name: step.room.name, state, calls: step.legs, touchedAtMs: nowMs }
+        : { sid, name: step.room.name, state, calls: step.legs, touchedAtMs: nowMs, pendingTracks: step.pendingTracks };
   return { next, calls: step.calls, session: step.session, provider: step.provider };
 }
 
@@ -257,6 +315,10 @@ function isCallRecord(value: unknown): value is CallRecord {
   );
 }
 
+function isPendingTrack(value: unknown): value is PendingTrack {
+  return isObject(value) && isString(value.participantSid) && value.participantSid !== '' && optional(value.atMs, isFiniteNumber);
+}
+
 /** Whether a value read back from storage (a state file, a shared store) is a session record. */
 export function isSessionRecord(value: unknown): value is SessionRecord {
   if (!isObject(value)) return false;
@@ -267,7 +329,9 @@ export function isSessionRecord(value: unknown): value is SessionRecord {
     (value.state === 'created' || value.state === 'connected') &&
     Array.isArray(value.calls) &&
     value.calls.every(isCallRecord) &&
-    isFiniteNumber(value.touchedAtMs)
+    isFiniteNumber(value.touchedAtMs) &&
+    // Snapshots written before remembered tracks existed have none.
+    optional(value.pendingTracks, (tracks) => Array.isArray(tracks) && tracks.every(isPendingTrack))
   );
 }
 

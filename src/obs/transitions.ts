@@ -89,9 +89,57 @@ export type AnswerSignal = 'joined_active' | 'track_published' | 'left_snapshot'
 /** What makes a call answered; the signal is written as `detail` on `call.answered`. */
 export const ANSWER_SIGNALS: ReadonlyArray<{ readonly signal: AnswerSignal; readonly when: string; readonly answerTime: string }> = [
   { signal: 'joined_active', when: 'participant_joined whose sip.callStatus is active or automation', answerTime: "that event's createdAt" },
-  { signal: 'track_published', when: "the first track_published of the leg's participant SID (phone audio flows only once connected)", answerTime: "that event's createdAt" },
-  { signal: 'left_snapshot', when: 'participant_left whose sip.callStatus is active or automation, with no earlier signal', answerTime: 'unknown: no talk_ms' },
+  {
+    signal: 'track_published',
+    when:
+      "the first track_published of the leg's participant SID (phone audio flows only once connected), also when it arrived before the leg's participant_joined or without one: " +
+      'it is remembered (REMEMBERED_TRACKS_PER_SESSION) and applied when the participant turns out to be a SIP leg, at its join or its leave',
+    answerTime: "that track event's createdAt",
+  },
+  {
+    signal: 'left_snapshot',
+    when: 'the leaving snapshot proves it (DEPARTURE_ANSWER_RULES), with no earlier signal',
+    answerTime: 'unknown: call.answered is written at the end, and call.ended has no talk_ms',
+  },
 ];
+
+export interface DepartureAnswerRule {
+  readonly when: string;
+  readonly matches: (direction: Direction, status: string | undefined) => boolean;
+}
+
+/** When the sip.callStatus a leg leaves with proves it was answered (livekit-webhooks.md §7, "More SIP facts"). */
+export const DEPARTURE_ANSWER_RULES: readonly DepartureAnswerRule[] = [
+  {
+    when: 'active or automation, either direction: the call was connected and the room side ended it',
+    matches: (_direction, status) => status !== undefined && ANSWERED_STATUSES.has(status),
+  },
+  {
+    when: "outbound, hangup: LiveKit's SIP bridge sets hangup on an outbound leg only after the callee answered (or for a transfer)",
+    matches: (direction, status) => direction === 'outbound' && status === 'hangup',
+  },
+];
+
+export function departureShowsAnswered(direction: Direction, status: string | undefined): boolean {
+  return DEPARTURE_ANSWER_RULES.some((rule) => rule.matches(direction, status));
+}
+
+/** What looks like an answer and is not. */
+export const NOT_AN_ANSWER: readonly string[] = [
+  'a track event whose participant snapshot shows sip.callStatus dialing or ringing: a dial tone (outbound calls with play_dialtone publish audio before the answer)',
+  'any earlier signal, when the leg leaves still dialing or ringing: it was early media, the call was never answered (call.ended says so in detail)',
+  'an inbound leg leaving with hangup: a caller who gives up while it rings ends as hangup too',
+];
+
+/** Whether a track event is an answer signal, by the sip.callStatus of its participant snapshot (LiveKit usually sends none: then it is). */
+export const trackAnswers = (status: string | undefined): boolean => status === undefined || !UNANSWERED_STATUSES.has(status);
+
+/**
+ * Track events remembered per session for participants not known (yet) as
+ * SIP legs, one per participant SID; beyond it the oldest is dropped. A
+ * participant event that shows another kind drops its entry.
+ */
+export const REMEMBERED_TRACKS_PER_SESSION = 16;
 
 // ---------------------------------------------------------- outcomes
 
@@ -121,7 +169,11 @@ export interface OutcomeRule {
 
 /** SPEC §4's outcome table; the first matching row wins. */
 export const OUTCOME_RULES: readonly OutcomeRule[] = [
-  { outcome: 'completed', when: 'answered, then any end (including the room finishing)', matches: (f) => f.answered },
+  {
+    outcome: 'completed',
+    when: 'answered, then any end (including the room finishing, and a cold transfer: SIP REFER looks exactly like a hang-up in webhooks)',
+    matches: (f) => f.answered,
+  },
   { outcome: 'no_answer', when: 'user_unavailable', matches: (f) => f.reason === 'user_unavailable' },
   { outcome: 'rejected', when: 'user_rejected', matches: (f) => f.reason === 'user_rejected' },
   { outcome: 'failed', when: 'sip_trunk_failure or media_failure', matches: (f) => f.reason === 'sip_trunk_failure' || f.reason === 'media_failure' },

@@ -141,6 +141,43 @@ describe('calls and sessions through the daemon', () => {
     );
   });
 
+  test('out of order: a track before its join, and a leg whose join was lost, still end answered with their talk time', async () => {
+    const room = new RoomScript();
+    const transferred = sipLeg('inbound', 2);
+    const outbound = sipLeg('outbound', 50, '+14155550188');
+    assert.deepEqual(
+      await sendAll(daemon, [
+        room.started(0),
+        room.trackPublished(transferred, 6),
+        room.joined(transferred, 3, 'ringing'),
+        room.left(transferred, 42, 'CLIENT_INITIATED', 'hangup'),
+        room.trackPublished(outbound, 57),
+        room.left(outbound, 197, 'CLIENT_INITIATED', 'hangup'),
+        room.finished(220),
+      ]),
+      [
+        ['session:->created'],
+        [],
+        ['call.started:inbound', 'call.answered:track_published', 'session:created>connected'],
+        ['call.ended:client_initiated:completed:true:40000:36000'],
+        [],
+        ['call.started:outbound', 'call.answered:track_published', 'call.ended:client_initiated:completed:true:147000:140000'],
+        ['session:connected>ended'],
+      ],
+    );
+  });
+
+  test('outbound leaving with hangup and no track seen: answered at the end, no talk time', async () => {
+    const room = new RoomScript();
+    const leg = sipLeg('outbound', 2);
+    assert.deepEqual(await sendAll(daemon, [room.started(0), room.joined(leg, 3, 'dialing'), room.left(leg, 60, 'CLIENT_INITIATED', 'hangup'), room.finished(80)]), [
+      ['session:->created'],
+      ['call.started:outbound'],
+      ['call.answered:left_snapshot', 'call.ended:client_initiated:completed:true:58000:-', 'session:created>connected'],
+      ['session:connected>ended'],
+    ]);
+  });
+
   test('a WebRTC room with egress that fails: no call lines, one egress provider event', async () => {
     const room = new RoomScript();
     const alice = standardParticipant('alice');

@@ -15,7 +15,7 @@ describe('command line', () => {
     assert.match(stdout, /^control-plane \d+\.\d+\.\d+ \(node v\d+\.\d+\.\d+\)\n$/);
   });
 
-  for (const command of ['serve', 'sign', 'send', 'check-config']) {
+  for (const command of ['serve', 'sign', 'send', 'simulate', 'report', 'check-config']) {
     test(`${command} --help and --version work`, async () => {
       const help = await runProgram([command, '--help']);
       assert.equal(help.code, 0);
@@ -115,6 +115,41 @@ describe('command line', () => {
     } finally {
       await daemon.stop();
     }
+  });
+
+  test('send refuses an event name it does not know, exit 2, and sends nothing', async () => {
+    const daemon = await startDaemon();
+    try {
+      const { code, stdout, stderr } = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'room_startd']);
+      assert.equal(code, 2);
+      assert.equal(stdout, '');
+      assert.match(stderr, /unknown event "room_startd"; one of room_started, /);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(daemon.lines().filter((line) => line.event_type === 'webhook.received').length, 0);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('simulate refuses an unknown scenario and a speed that is not a positive number, exit 2', async () => {
+    const unknown = await runProgram(['simulate', 'inbound-answerd']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown scenario "inbound-answerd"; one of inbound-answered, /);
+    const none = await runProgram(['simulate']);
+    assert.equal(none.code, 2);
+    for (const speed of ['0', '-3', 'fast']) {
+      const bad = await runProgram(['simulate', '--speed', speed, 'inbound-answered']);
+      assert.equal(bad.code, 2, speed);
+      assert.match(bad.stderr, /--speed/);
+    }
+  });
+
+  test('simulate to nothing listening: exit 1, saying the room could not be finished', async () => {
+    const closedPort = await freePort();
+    const { code, stdout, stderr } = await runProgram(['simulate', '--url', `http://127.0.0.1:${closedPort}/webhook`, 'outbound-busy']);
+    assert.equal(code, 1);
+    assert.match(stdout, /room_started -> ECONNREFUSED/);
+    assert.match(stderr, /could not finish room simulated-outbound-busy-/);
   });
 
   test('send to nothing listening reports the connection error, exit 1', async () => {

@@ -21,8 +21,10 @@ interface Generation {
 interface Row {
   readonly what: string;
   readonly direction: 'inbound' | 'outbound';
-  /** Whether phone audio flowed (a track_published of the leg). */
+  /** Whether the leg was answered. */
   readonly answered: boolean;
+  /** Whether a track_published of the leg was seen (phone audio flowed); default: answered. */
+  readonly audio?: boolean;
   /** sip.callStatus in the participant_left snapshot (failures leave the last one). */
   readonly statusAtEnd: string;
   readonly newer: Generation;
@@ -97,11 +99,12 @@ const ROWS: Row[] = [
   { what: 'answered, then the room is deleted', direction: 'outbound', answered: true, statusAtEnd: 'active', ...same('ROOM_DELETED', 'completed') },
   { what: 'removed by the agent while ringing', direction: 'outbound', answered: false, statusAtEnd: 'ringing', ...same('PARTICIPANT_REMOVED', 'failed') },
   {
-    what: 'our side ends the dial with an end-call request (sip.callStatus hangup: not a trunk failure)',
+    what: 'answered, no track event seen, then our side ends it with an end-call request (outbound hangup proves the answer)',
     direction: 'outbound',
-    answered: false,
+    answered: true,
+    audio: false,
     statusAtEnd: 'hangup',
-    ...same('CLIENT_INITIATED', 'failed'),
+    ...same('CLIENT_INITIATED', 'completed'),
   },
   { what: 'inbound: the caller hangs up while it rings', direction: 'inbound', answered: false, statusAtEnd: 'hangup', ...same('CLIENT_INITIATED', 'cancelled') },
   { what: 'inbound: answered, the caller hangs up', direction: 'inbound', answered: true, statusAtEnd: 'hangup', ...same('CLIENT_INITIATED', 'completed') },
@@ -113,7 +116,7 @@ function play(row: Row, generation: Generation) {
   const room = new RoomScript();
   const leg = sipLeg(row.direction, 2);
   const events = [room.started(0), room.joined(leg, 3, row.direction === 'inbound' ? 'ringing' : 'dialing')];
-  if (row.answered) events.push(room.trackPublished(leg, 10));
+  if (row.audio ?? row.answered) events.push(room.trackPublished(leg, 10));
   events.push(room.left(leg, 40, generation.reason === 'UNKNOWN_REASON' ? undefined : generation.reason, row.statusAtEnd));
   return run(new SessionStore(), events);
 }
@@ -132,7 +135,7 @@ describe('SIP outcomes under both server generations (livekit-webhooks.md §7)',
         assert.equal(ended[0]!.outcome, generation.outcome);
         assert.equal(ended[0]!.answered, row.answered);
         assert.equal(ended[0]!.direction, row.direction);
-        assert.equal(ended[0]!.talk_ms !== undefined, row.answered, 'talk_ms exactly when answered (with a known answer time)');
+        assert.equal(ended[0]!.talk_ms !== undefined, row.audio ?? row.answered, 'talk_ms exactly when the answer time is known (a track event)');
         const providers = lines.filter((line) => line.event_type === 'provider.event');
         assert.deepEqual(
           providers.map((line) => [line.provider, line.reason, line.level]),

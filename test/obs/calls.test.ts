@@ -254,6 +254,113 @@ const SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'inbound, transferred after 40 s; its participant_joined arrives after its track (out of order)',
+    events: (room) => {
+      const leg = sipLeg('inbound', 2);
+      return [
+        room.started(0),
+        room.joined(agent, 1),
+        room.trackPublished(leg, 6),
+        room.joined(leg, 3, 'ringing'),
+        // A cold transfer (SIP REFER): the bridge hangs up itself, exactly like the caller hanging up.
+        room.left(leg, 42, 'CLIENT_INITIATED', 'hangup'),
+        room.finished(62),
+      ];
+    },
+    lines: [
+      created,
+      started(INBOUND),
+      answered(INBOUND, 'track_published'),
+      connected,
+      ended(INBOUND, { reason: 'client_initiated', outcome: 'completed', answered: true, duration_ms: 40_000, talk_ms: 36_000 }),
+      endedFrom('connected'),
+    ],
+  },
+  {
+    name: 'a 4.5-minute conference call whose participant_joined was lost: the remembered track answers it at its leave',
+    events: (room) => {
+      const leg = sipLeg('inbound', 2);
+      const alice = standardParticipant('alice', T0_MS + 1_000);
+      return [
+        room.started(0),
+        room.joined(alice, 1),
+        room.trackPublished(alice, 2),
+        room.trackPublished(leg, 5),
+        room.left(leg, 272, 'CLIENT_INITIATED', 'hangup'),
+        room.left(alice, 280, 'CLIENT_INITIATED'),
+        room.finished(300),
+      ];
+    },
+    lines: [
+      created,
+      connected,
+      started(INBOUND),
+      answered(INBOUND, 'track_published'),
+      ended(INBOUND, { reason: 'client_initiated', outcome: 'completed', answered: true, duration_ms: 270_000, talk_ms: 267_000 }),
+      endedFrom('connected'),
+    ],
+  },
+  {
+    name: 'outbound, 147 s, its participant_joined lost: the remembered track answers it, and the session connects',
+    events: (room) => {
+      const leg = sipLeg('outbound', 2);
+      return [room.started(0), room.joined(agent, 1), room.trackPublished(leg, 9), room.left(leg, 149, 'CLIENT_INITIATED', 'hangup'), room.finished(170)];
+    },
+    lines: [
+      created,
+      started(OUTBOUND),
+      answered(OUTBOUND, 'track_published'),
+      ended(OUTBOUND, { reason: 'client_initiated', outcome: 'completed', answered: true, duration_ms: 147_000, talk_ms: 140_000 }),
+      connected,
+      endedFrom('connected'),
+    ],
+  },
+  {
+    name: 'outbound, answered, no track event seen: leaving with hangup proves the answer (no talk_ms)',
+    events: (room) => {
+      const leg = sipLeg('outbound', 2);
+      return [room.started(0), room.joined(leg, 3, 'dialing'), room.left(leg, 60, 'CLIENT_INITIATED', 'hangup'), room.finished(80)];
+    },
+    lines: [
+      created,
+      started(OUTBOUND),
+      answered(OUTBOUND, 'left_snapshot'),
+      ended(OUTBOUND, { reason: 'client_initiated', outcome: 'completed', answered: true, duration_ms: 58_000 }),
+      connected,
+      endedFrom('connected'),
+    ],
+  },
+  {
+    name: 'a track event whose participant snapshot shows dialing is a dial tone, not an answer',
+    events: (room) => {
+      const leg = sipLeg('outbound', 2);
+      return [room.started(0), room.joined(leg, 3, 'dialing'), room.trackPublished(leg, 4, 'dialing'), room.left(leg, 34, 'USER_UNAVAILABLE', 'ringing')];
+    },
+    lines: [created, started(OUTBOUND), ended(OUTBOUND, { reason: 'user_unavailable', outcome: 'no_answer', answered: false, duration_ms: 32_000 })],
+  },
+  {
+    name: 'a dial tone remembered before the join, the leg leaves ringing: never answered, no call.answered',
+    events: (room) => {
+      const leg = sipLeg('outbound', 2);
+      return [room.started(0), room.trackPublished(leg, 3), room.left(leg, 33, 'USER_UNAVAILABLE', 'ringing'), room.finished(50)];
+    },
+    lines: [
+      created,
+      started(OUTBOUND),
+      ended(OUTBOUND, { reason: 'user_unavailable', outcome: 'no_answer', answered: false, duration_ms: 31_000 }),
+      endedFrom('created'),
+    ],
+  },
+  {
+    name: 'inbound leaving with hangup proves nothing, also with a standard participant track remembered',
+    events: (room) => {
+      const leg = sipLeg('inbound', 2);
+      const alice = standardParticipant('alice', T0_MS + 1_000);
+      return [room.started(0), room.trackPublished(alice, 2), room.joined(alice, 1), room.joined(leg, 3, 'ringing'), room.left(leg, 20, 'CLIENT_INITIATED', 'hangup')];
+    },
+    lines: [created, connected, started(INBOUND), ended(INBOUND, { reason: 'client_initiated', outcome: 'cancelled', answered: false, duration_ms: 18_000 })],
+  },
+  {
     name: 'a plain WebRTC room: sessions only, no call lines',
     events: (room) => {
       const alice = standardParticipant('alice', (T0_MS + 1000));

@@ -15,6 +15,7 @@ import { type SessionRecord, type SessionSnapshot } from '../../src/obs/sessions
 import { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import { MEMORY_DEFAULTS, MemoryStore } from '../../src/store/memory.ts';
 import { StateJournal } from '../../src/store/state-journal.ts';
+import { REMEMBERED_TRACKS_PER_SESSION } from '../../src/obs/transitions.ts';
 import { RoomScript, run, sipLeg, T0 } from './sessions.helpers.ts';
 
 v8.setFlagsFromString('--expose-gc');
@@ -95,6 +96,38 @@ describe('memory cost of the caps', () => {
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
+  });
+
+  test('remembered track events: the per-room cap, and what a full one costs', (t) => {
+    const sessions = 10_000;
+    const room = (index: number): SessionRecord => ({
+      sid: id('RM', index),
+      name: `room-${index}`,
+      state: 'connected',
+      calls: [],
+      touchedAtMs: 1_000 + index,
+      pendingTracks: Array.from({ length: REMEMBERED_TRACKS_PER_SESSION }, (_, track) => ({ participantSid: id('PA', index * 100 + track), atMs: T0 * 1000 + track * 1000 })),
+    });
+    const baseline = heapMb();
+    let text: string | undefined = JSON.stringify({ version: 1, open: Array.from({ length: sessions }, (_, index) => room(index)), ended: [], providerKeys: [] });
+    const store = new SessionStore();
+    store.restore(JSON.parse(text) as SessionSnapshot, 2_000);
+    text = undefined;
+    const perTrackBytes = ((heapMb() - baseline) * 1024 * 1024) / (sessions * REMEMBERED_TRACKS_PER_SESSION);
+    t.diagnostic(
+      `${sessions} sessions with ${REMEMBERED_TRACKS_PER_SESSION} remembered tracks each: about ${perTrackBytes.toFixed(0)} bytes per track, ` +
+        `${((perTrackBytes * REMEMBERED_TRACKS_PER_SESSION * MEMORY_DEFAULTS.maxOpenSessions) / 1024 / 1024).toFixed(0)} MB if every one of ${MEMORY_DEFAULTS.maxOpenSessions} open sessions were full`,
+    );
+    assert.ok(perTrackBytes < 250, `${perTrackBytes.toFixed(0)} bytes per remembered track`);
+
+    // However many unknown participants publish, a room remembers at most the cap, the newest.
+    const flooded = new RoomScript('flood');
+    const flood = new SessionStore();
+    const publishers = Array.from({ length: 3 * REMEMBERED_TRACKS_PER_SESSION }, () => sipLeg('inbound', 1));
+    run(flood, [flooded.started(0), ...publishers.map((publisher, index) => flooded.trackPublished(publisher, 2 + index))]);
+    const kept = flood.snapshot().open[0]!.pendingTracks!;
+    assert.equal(kept.length, REMEMBERED_TRACKS_PER_SESSION);
+    assert.deepEqual(kept.map((track) => track.participantSid), publishers.slice(-REMEMBERED_TRACKS_PER_SESSION).map((publisher) => publisher.sid));
   });
 
   test('a flood of distinct rooms cannot pass the cap', (t) => {

@@ -6,20 +6,8 @@ import type { WebhookEvent } from '@livekit/protocol';
 import type { ObsEvent } from '../../src/obs/schema.ts';
 import type { SessionDriver as SessionStore } from '../helpers/session-driver.ts';
 import { decodeWebhook } from '../../src/pipeline/decode.ts';
-import {
-  agentParticipant,
-  encodeBody,
-  envelope,
-  type JsonObject,
-  livekitId,
-  newRoom,
-  type ParticipantSpec,
-  participantJson,
-  type RoomSpec,
-  roomJson,
-  sipParticipant,
-  standardParticipant,
-} from '../../src/livekit/samples.ts';
+import { agentParticipant, encodeBody, type JsonObject, newRoom, type ParticipantSpec, type RoomSpec, sipParticipant, standardParticipant } from '../../src/livekit/samples.ts';
+import { RoomTimeline } from '../../src/livekit/scenarios.ts';
 
 /** 2026-12-01T12:00:00Z, in Unix seconds: every scenario's room opens here. */
 export const T0 = 1_796_126_400;
@@ -32,93 +20,10 @@ export function decode(json: JsonObject): WebhookEvent {
   return decoded.event;
 }
 
-/** Builds one room's webhooks with LiveKit's timestamps (seconds after T0). */
-export class RoomScript {
-  readonly room: RoomSpec;
-
+/** One room's webhooks with LiveKit's timestamps in seconds after T0 (the builder `control-plane simulate` uses too). */
+export class RoomScript extends RoomTimeline {
   constructor(name = 'support-room', room?: RoomSpec) {
-    this.room = room ?? newRoom(name, T0);
-  }
-
-  private at(event: string, fields: JsonObject, seconds: number, id?: string): JsonObject {
-    return envelope(event, fields, { createdAt: T0 + seconds, ...(id ? { id } : {}) });
-  }
-
-  started(seconds = 0): JsonObject {
-    return this.at('room_started', { room: roomJson(this.room) }, seconds);
-  }
-
-  finished(seconds: number, roomEndReason?: string): JsonObject {
-    return this.at('room_finished', { room: roomJson(this.room), ...(roomEndReason ? { roomEndReason } : {}) }, seconds);
-  }
-
-  joined(participant: ParticipantSpec, seconds: number, callStatus?: string): JsonObject {
-    return this.at('participant_joined', { room: roomJson(this.room), participant: participantJson(participant, 'ACTIVE', { callStatus }) }, seconds);
-  }
-
-  left(participant: ParticipantSpec, seconds: number, disconnectReason?: string, callStatus?: string): JsonObject {
-    return this.at(
-      'participant_left',
-      { room: roomJson(this.room), participant: participantJson(participant, 'DISCONNECTED', { disconnectReason, callStatus }) },
-      seconds,
-    );
-  }
-
-  aborted(participant: ParticipantSpec, seconds: number, disconnectReason?: string, callStatus?: string): JsonObject {
-    return this.at(
-      'participant_connection_aborted',
-      { room: roomJson(this.room), participant: participantJson(participant, 'DISCONNECTED', { disconnectReason, callStatus }) },
-      seconds,
-    );
-  }
-
-  trackPublished(participant: ParticipantSpec, seconds: number): JsonObject {
-    return this.at(
-      'track_published',
-      {
-        room: roomJson(this.room, false),
-        participant: { sid: participant.sid, identity: participant.identity },
-        track: { sid: livekitId('TR'), name: 'audio', source: 'MICROPHONE', mimeType: 'audio/opus', mid: '0' },
-      },
-      seconds,
-    );
-  }
-
-  egress(event: 'egress_started' | 'egress_updated' | 'egress_ended', egressId: string, seconds: number, status?: string, error?: string): JsonObject {
-    return this.at(
-      event,
-      {
-        room: roomJson(this.room, false),
-        egressInfo: {
-          egressId,
-          roomId: this.room.sid,
-          roomName: this.room.name,
-          ...(status ? { status } : {}),
-          ...(error ? { error } : {}),
-          startedAt: String(BigInt(T0) * 1_000_000_000n),
-          roomComposite: { roomName: this.room.name },
-        },
-      },
-      seconds,
-    );
-  }
-
-  ingress(event: 'ingress_started' | 'ingress_ended', ingressId: string, seconds: number, status: string, error?: string): JsonObject {
-    return this.at(
-      event,
-      {
-        room: { name: this.room.name },
-        ingressInfo: {
-          ingressId,
-          name: 'camera',
-          streamKey: 'stream-key-never-logged',
-          roomName: this.room.name,
-          participantIdentity: 'camera-1',
-          state: { status, ...(error ? { error } : {}), roomId: this.room.sid, resourceId: 'RS_1' },
-        },
-      },
-      seconds,
-    );
+    super(room ?? newRoom(name, T0), T0);
   }
 }
 

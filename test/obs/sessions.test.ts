@@ -19,7 +19,7 @@ import {
   type SessionTrigger,
 } from '../../src/obs/transitions.ts';
 import type { JsonObject } from '../../src/livekit/samples.ts';
-import { agentParticipant, decode, RECEIVER_NOW_MS, RoomScript, run, sipLeg, standardParticipant } from './sessions.helpers.ts';
+import { agentParticipant, decode, RECEIVER_NOW_MS, RoomScript, run, sipLeg, standardParticipant, T0 } from './sessions.helpers.ts';
 
 const sessionLines = (lines: ReturnType<typeof run>) => lines.filter((line) => line.event_type === 'session.state_changed').map((line) => [line.from_state ?? null, line.to_state]);
 
@@ -107,7 +107,7 @@ describe('call transitions follow CALL_TRANSITIONS', () => {
   const fire: Record<CallTrigger, (room: RoomScript, leg: ReturnType<typeof sipLeg>) => JsonObject> = {
     leg_seen: (room, leg) => room.joined(leg, 3, 'dialing'),
     answer_signal: (room, leg) => room.trackPublished(leg, 8),
-    leg_left: (room, leg) => room.left(leg, 20, 'CLIENT_INITIATED', 'hangup'),
+    leg_left: (room, leg) => room.left(leg, 20, 'USER_UNAVAILABLE', 'ringing'),
     room_finished: (room) => room.finished(30),
   };
 
@@ -293,6 +293,9 @@ describe('snapshot and restore', () => {
     ['a call duration that is not a number', { ...valid, open: [{ sid: 'RM_x', name: 'x', state: 'created', calls: [{ participantSid: 'PA_1', identity: 'i', direction: 'inbound', phase: 'started', startedAtMs: '5' }], touchedAtMs: 1 }] }],
     ['ended not pairs', { ...valid, ended: [['RM_x']] }],
     ['providerKeys missing', { version: 1, open: [], ended: [] }],
+    ['remembered tracks that are not a list', { ...valid, open: [{ sid: 'RM_x', name: 'x', state: 'created', calls: [], touchedAtMs: 1, pendingTracks: {} }] }],
+    ['a remembered track without a participant SID', { ...valid, open: [{ sid: 'RM_x', name: 'x', state: 'created', calls: [], touchedAtMs: 1, pendingTracks: [{ atMs: 5 }] }] }],
+    ['a remembered track time that is not a number', { ...valid, open: [{ sid: 'RM_x', name: 'x', state: 'created', calls: [], touchedAtMs: 1, pendingTracks: [{ participantSid: 'PA_1', atMs: '5' }] }] }],
   ];
   for (const [what, value] of broken) {
     test(`parseSessionSnapshot refuses ${what}`, () => {
@@ -300,6 +303,34 @@ describe('snapshot and restore', () => {
       assert.equal(result.ok, false);
     });
   }
+
+  test('a track remembered before a restart still answers its leg after it', () => {
+    const room = new RoomScript();
+    const leg = sipLeg('inbound', 2);
+    const before = new SessionStore();
+    run(before, [room.started(0), room.trackPublished(leg, 6)]);
+    const saved = before.snapshot();
+    assert.deepEqual(saved.open[0]!.pendingTracks, [{ participantSid: leg.sid, atMs: (T0 + 6) * 1000 }]);
+    const parsed = parseSessionSnapshot(JSON.parse(JSON.stringify(saved)));
+    assert.ok(parsed.ok);
+    const after = new SessionStore();
+    after.restore(parsed.snapshot, RECEIVER_NOW_MS);
+    const lines = run(after, [room.joined(leg, 3, 'ringing'), room.left(leg, 42, 'CLIENT_INITIATED', 'hangup')]);
+    const ended = lines.find((line) => line.event_type === 'call.ended')!;
+    assert.equal(ended.outcome, 'completed');
+    assert.equal(ended.talk_ms, 36_000);
+  });
+
+  test('a snapshot written before remembered tracks existed still loads', () => {
+    const old = {
+      version: 1,
+      open: [{ sid: 'RM_old', name: 'old', state: 'connected', calls: [{ participantSid: 'PA_1', identity: 'sip_1', direction: 'inbound', phase: 'answered', startedAtMs: 1_000 }], touchedAtMs: 1 }],
+      ended: [],
+      providerKeys: [],
+    };
+    const result = parseSessionSnapshot(old);
+    assert.ok(result.ok);
+  });
 
   test('parseSessionSnapshot accepts what snapshot() wrote', () => {
     const store = new SessionStore();
