@@ -56,7 +56,8 @@ export const SIP_ATTRIBUTES = {
   callStatus: 'sip.callStatus',
 } as const;
 
-const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
+/** LiveKit leaves unknown strings empty (protojson omits defaults): an empty string is unknown. */
+export const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
 
 /** The event's createdAt in ms, or undefined when the server left it out. */
 export function eventTimeMs(event: WebhookEvent): number | undefined {

@@ -7,7 +7,7 @@
 // livekit-webhooks.md §3).
 
 import type { WebhookEvent } from '@livekit/protocol';
-import { derivedLine } from './calls.ts';
+import { derivedLine, nonEmpty } from './calls.ts';
 import { egressStatusName, ingressStatusName, sessionIdOf } from './livekit.ts';
 import type { ObsEvent } from './schema.ts';
 import { EGRESS_PROVIDER_STATUSES, INGRESS_PROVIDER_STATUSES } from './transitions.ts';
@@ -17,8 +17,6 @@ export interface ProviderFinding {
   readonly key: string | undefined;
   readonly line: ObsEvent;
 }
-
-const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
 
 export function providerFindings(event: WebhookEvent): ProviderFinding[] {
   const findings: ProviderFinding[] = [];

@@ -25,15 +25,16 @@ import {
   endedCall,
   endReason,
   eventTimeMs,
+  nonEmpty,
   type RoomRef,
   showsAnswered,
   sipCallStatus,
   sipProviderLine,
 } from './calls.ts';
 import { enumName } from './livekit.ts';
-import { providerFindings } from './providers.ts';
 import type { ObsEvent } from './schema.ts';
 import {
+  type AnswerSignal,
   CONNECTING_KINDS,
   departureShowsAnswered,
   nextCallPhase,
@@ -106,7 +107,6 @@ interface Reduced {
   readonly provider: readonly ObsEvent[];
 }
 
-const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
 
 function sessionLine(room: RoomRef, from: SessionState | null, to: SessionState, webhookId: string | undefined, reason?: string): ObsEvent {
   return derivedLine('info', 'session.state_changed', room.sid, {
@@ -119,7 +119,6 @@ function sessionLine(room: RoomRef, from: SessionState | null, to: SessionState,
   });
 }
 
-type AnswerSignal = 'joined_active' | 'track_published' | 'left_snapshot';
 
 /** One event's walk along the tables: the session's state and legs so far, and the lines written on the way. */
 class SessionStep {

@@ -198,7 +198,6 @@ function perturb(order: readonly JsonObject[], fates: readonly Fate[], later: re
 // ------------------------------------------------------------------ runs
 
 const NOW_MS = 1_900_000_000_000;
-const derivedTypes = (line: ObsEvent) => line.event_type.startsWith('call.') || line.event_type.startsWith('session.') || line.event_type.startsWith('provider.');
 
 interface Options {
   readonly dedup: boolean;
