@@ -104,6 +104,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     openSessions: () => sessions.openSessions,
     openCalls: () => sessions.openCalls,
     sinkRotations: () => writer.rotations,
+    outputSymlinksRefused: () => sink.stats.symlinksRefused,
     outputHealthy: () => writer.healthy,
     evictedSessions: () => sessions.evictedSessions,
   });

@@ -311,6 +311,8 @@ export interface MetricSources {
   readonly outputHealthy: () => boolean;
   /** Open sessions forgotten by the store's idle timeout or cap (registered only when given). */
   readonly evictedSessions?: () => number;
+  /** Opens the output refused because the name was a symbolic link (the sink's stats.symlinksRefused; 0 when not given). */
+  readonly outputSymlinksRefused?: () => number;
 }
 
 function openFileDescriptors(): number | undefined {
@@ -353,6 +355,12 @@ export class DaemonMetrics {
     if (sources.evictedSessions) sampled('control_plane_sessions_evicted_total', 'Open sessions forgotten without an ended line (idle timeout or the store cap).', 'counter', sources.evictedSessions);
     sampled('control_plane_output_healthy', '1 when the last write to the output succeeded, 0 while degraded (/health answers 503).', 'gauge', () => (sources.outputHealthy() ? 1 : 0));
     sampled('control_plane_log_rotations_total', 'Size-based rotations of the log file.', 'counter', sources.sinkRotations);
+    sampled(
+      'control_plane_output_symlinks_refused_total',
+      'Opens of the log file or of a rotated file refused because the name was a symbolic link (never written through).',
+      'counter',
+      sources.outputSymlinksRefused ?? (() => 0),
+    );
     for (const result of ['success', 'failure']) this.keyReloads.init({ result });
 
     const startTimeSeconds = Math.round(Date.now() - process.uptime() * 1000) / 1000;

@@ -142,12 +142,20 @@ test('DaemonMetrics renders a valid exposition whose names follow the convention
 test('DaemonMetrics reads its sources at scrape time', () => {
   let healthy = true;
   let evicted = 0;
-  const metrics = daemonMetrics({ outputHealthy: () => healthy, evictedSessions: () => evicted });
+  let symlinks = 0;
+  const metrics = daemonMetrics({ outputHealthy: () => healthy, evictedSessions: () => evicted, outputSymlinksRefused: () => symlinks });
   healthy = false;
   evicted = 4;
+  symlinks = 2;
   const families = parsePrometheusText(metrics.registry.render());
   assert.equal(sampleValue(families, 'control_plane_output_healthy'), 0);
   assert.equal(sampleValue(families, 'control_plane_sessions_evicted_total'), 4);
+  assert.equal(sampleValue(families, 'control_plane_output_symlinks_refused_total'), 2);
+  assert.equal(families.get('control_plane_output_symlinks_refused_total')!.type, 'counter');
+});
+
+test('the refused-symlink counter is exported at 0 when the output is stdout', () => {
+  assert.equal(sampleValue(parsePrometheusText(daemonMetrics().registry.render()), 'control_plane_output_symlinks_refused_total'), 0);
 });
 
 test('the test parser is strict: it rejects what Prometheus would reject', () => {

@@ -20,9 +20,16 @@
 // complete `.gz` exists. A `.gz.partial` left by a crash is deleted by the
 // next pass, and an uncompressed rotated file is (re)compressed, also when a
 // `.gz` of it exists already (a crash between the rename and the unlink).
+//
+// No symbolic link is ever followed: a rotated file is read with
+// O_NOFOLLOW, the `.gz.partial` is created with O_CREAT | O_EXCL (which
+// never follows a link and never truncates an existing file), and deleting
+// or renaming a name acts on the link itself, never on its target. A link
+// in the way is refused with an ELOOP error (the sink counts it); a link
+// left at `.gz.partial` is removed by the next pass.
 
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { constants, lstatSync } from 'node:fs';
+import { type FileHandle, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -77,6 +84,11 @@ function oldestFirst(a: RotatedFile, b: RotatedFile): number {
   return a.counter - b.counter;
 }
 
+/** Whether anything (a file, or a link, even a dangling one) has this name. */
+function nameTaken(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+}
+
 async function removeIfPresent(path: string): Promise<void> {
   try {
     await unlink(path);
@@ -94,22 +106,83 @@ async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
+/** Writes all of `bytes` at the handle's position (a regular file may take them in parts). */
+async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    offset += bytesWritten;
+  }
+}
+
+/** An ELOOP error saying which name is a symbolic link that was not followed. */
+function symlinkRefused(path: string, cause: unknown): NodeJS.ErrnoException {
+  const error = new Error(`${path} is a symbolic link; refusing to follow it`, { cause }) as NodeJS.ErrnoException;
+  error.code = 'ELOOP';
+  return error;
+}
+
+async function isSymbolicLink(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Opens a rotated file for reading; a symbolic link there is refused (ELOOP). */
+async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(path, error);
+    throw error;
+  }
+}
+
+/** Creates a new file: never one that exists, never through a symbolic link (ELOOP), never truncating anything. */
+async function createExclusively(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
+  } catch (error) {
+    // EEXIST: a leftover of a crash (the next pass removes it), or a planted link.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await isSymbolicLink(path))) throw symlinkRefused(path, error);
+    throw error;
+  }
+}
+
 /**
  * Compresses `source` to `source.gz` without ever having neither a complete
  * copy: `.gz.partial` → fsync → rename → fsync directory → unlink source.
- * The `.gz` keeps the modification time of the source.
+ * The `.gz` keeps the modification time of the source. Never follows a
+ * symbolic link (see the top of this file): ELOOP when one is in the way.
  */
 export async function gzipRotatedFile(source: string): Promise<void> {
   const target = `${source}.gz`;
   const partial = `${target}${PARTIAL_SUFFIX}`;
+  const input = await openForReading(source);
+  let output: FileHandle | undefined;
   try {
-    // flush: fsync before the stream closes, so the rename below never
-    // publishes a `.gz` whose bytes are not on disk yet.
-    await pipeline(createReadStream(source), createGzip(), createWriteStream(partial, { mode: 0o640, flush: true }));
-    const sourceStat = await stat(source);
-    await utimes(partial, sourceStat.atime, sourceStat.mtime);
+    output = await createExclusively(partial);
+  } catch (error) {
+    await input.close();
+    throw error;
+  }
+  try {
+    const sourceStat = await input.stat();
+    const handle = output;
+    await pipeline(input.createReadStream(), createGzip(), async (compressed: AsyncIterable<Buffer>) => {
+      for await (const chunk of compressed) await writeAll(handle, chunk);
+    });
+    // On disk before the rename publishes it as a complete `.gz`.
+    await output.utimes(sourceStat.atime, sourceStat.mtime);
+    await output.sync();
+    await output.close();
+    output = undefined;
     await rename(partial, target);
   } catch (error) {
+    await output?.close().catch(() => undefined);
+    await input.close().catch(() => undefined);
     await removeIfPresent(partial).catch(() => undefined);
     throw error;
   }
@@ -155,7 +228,7 @@ export class RotatedFiles {
     const stem = `${this.path}.${rotationStamp(date)}`;
     for (let counter = 0; ; counter++) {
       const candidate = counter === 0 ? stem : `${stem}-${counter}`;
-      if (!existsSync(candidate) && !existsSync(`${candidate}.gz`)) return candidate;
+      if (!nameTaken(candidate) && !nameTaken(`${candidate}.gz`)) return candidate;
     }
   }
 

@@ -44,7 +44,7 @@ export function writeAllSync(fd: number, bytes: Uint8Array, deadlineMs: number, 
 
 export class StdoutSink implements Sink {
   readonly description = 'stdout';
-  readonly stats: SinkStats = { writeErrors: 0, rotations: 0 };
+  readonly stats: SinkStats = { writeErrors: 0, rotations: 0, symlinksRefused: 0 };
   private readonly fd: number;
 
   constructor(fd: number = STDOUT_FD) {
