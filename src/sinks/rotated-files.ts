@@ -5,9 +5,18 @@
 // Naming, for `--log-file /var/log/control-plane/control-plane.log`:
 //
 //   control-plane.log.20250102T030405Z        rotated at 03:04:05 UTC
-//   control-plane.log.20250102T030405Z-1      a second rotation in that same second
+//   control-plane.log.20250102T030405Z-1      the next rotation in that same second
 //   control-plane.log.20250102T030405Z.gz     the same, compressed (--log-compress)
 //   control-plane.log.20250102T030405Z.gz.partial   a compression in progress
+//
+// Names sort in the order of rotation, which is the order --log-keep
+// keeps by: a new name always sorts after every rotated name in the
+// directory and every name given before. Several rotations in one second
+// count up from the highest counter of that second, never from a freed
+// name (the cleanup may have deleted `…Z` while `…Z-1` and `…Z-2` are kept:
+// reusing `…Z` would make the newest file sort as the oldest, and delete
+// it). If the clock goes back, the newest existing stamp is reused with
+// the next counter, so the name then tells the order, not the time.
 //
 // Only names of exactly this shape are ever deleted. logrotate's names
 // (`control-plane.log.1`, `control-plane.log.2.gz`, or `-20250102` with
@@ -28,7 +37,7 @@
 // in the way is refused with an ELOOP error (the sink counts it); a link
 // left at `.gz.partial` is removed by the next pass.
 
-import { constants, lstatSync } from 'node:fs';
+import { constants, lstatSync, readdirSync } from 'node:fs';
 import { type FileHandle, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -79,7 +88,8 @@ interface RotatedFile {
   partial: boolean;
 }
 
-function oldestFirst(a: RotatedFile, b: RotatedFile): number {
+/** Rotation order: the stamp (fixed width, so text order is time order), then the counter. */
+function oldestFirst(a: { readonly stamp: string; readonly counter: number }, b: { readonly stamp: string; readonly counter: number }): number {
   if (a.stamp !== b.stamp) return a.stamp < b.stamp ? -1 : 1;
   return a.counter - b.counter;
 }
@@ -213,6 +223,8 @@ export class RotatedFiles {
   private readonly onError: (error: Error) => void;
   private running: Promise<void> | null = null;
   private again = false;
+  /** The last name nextName gave: never given again, even once deleted. */
+  private lastGiven: { readonly stamp: string; readonly counter: number } | null = null;
 
   constructor(options: RotatedFilesOptions) {
     this.path = options.path;
@@ -223,13 +235,41 @@ export class RotatedFiles {
     this.onError = options.onError;
   }
 
-  /** A name for a rotation at `date` that no rotated file (plain or compressed) has. */
+  /**
+   * The name for a rotation at `date`: one that no file has and that sorts
+   * after every rotated file in the directory and every name given before
+   * (see the top of this file). Reads the directory: rotations are rare.
+   */
   nextName(date: Date): string {
-    const stem = `${this.path}.${rotationStamp(date)}`;
-    for (let counter = 0; ; counter++) {
-      const candidate = counter === 0 ? stem : `${stem}-${counter}`;
-      if (!nameTaken(candidate) && !nameTaken(`${candidate}.gz`)) return candidate;
+    let stamp = rotationStamp(date);
+    let counter = 0;
+    const newest = this.newestName();
+    if (newest !== null && newest.stamp >= stamp) {
+      stamp = newest.stamp;
+      counter = newest.counter + 1;
     }
+    for (; ; counter++) {
+      const candidate = counter === 0 ? `${this.path}.${stamp}` : `${this.path}.${stamp}-${counter}`;
+      if (nameTaken(candidate) || nameTaken(`${candidate}.gz`)) continue;
+      this.lastGiven = { stamp, counter };
+      return candidate;
+    }
+  }
+
+  /** The latest in rotation order of the names in the directory and the last name given. */
+  private newestName(): { readonly stamp: string; readonly counter: number } | null {
+    let newest = this.lastGiven;
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.directory);
+    } catch {
+      // Unreadable or gone: the names given in this run still order the new one.
+    }
+    for (const name of names) {
+      const parsed = parseRotatedName(this.pattern, name);
+      if (parsed !== null && (newest === null || oldestFirst(newest, parsed) < 0)) newest = parsed;
+    }
+    return newest;
   }
 
   /** Schedules a pass (compress, enforce keep). Returns at once. */
