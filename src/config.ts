@@ -56,7 +56,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'dev', flag: '--dev', env: 'CONTROL_PLANE_DEV', kind: 'boolean', default: 'false', help: "add LiveKit's development key pair devkey/secret" },
   { name: 'insecureSkipVerify', flag: '--insecure-skip-verify', env: 'CONTROL_PLANE_INSECURE_SKIP_VERIFY', kind: 'boolean', default: 'false', help: 'development only: accept webhooks without checking their signature' },
   { name: 'stateFile', flag: '--state-file', env: 'CONTROL_PLANE_STATE_FILE', kind: 'path', default: '', help: 'keep sessions, calls and recent event ids across restarts in this file' },
-  { name: 'redactPhoneNumbers', flag: '--redact-phone-numbers', env: 'CONTROL_PLANE_REDACT_PHONE_NUMBERS', kind: 'boolean', default: 'false', help: 'mask phone numbers in from, to, identities, room names, error and detail (+31*******89)' },
+  { name: 'redactPhoneNumbers', flag: '--redact-phone-numbers', env: 'CONTROL_PLANE_REDACT_PHONE_NUMBERS', kind: 'boolean', default: 'false', help: 'mask phone numbers: from and to whatever their format, numbers found in identities, room names, error and detail (+31*******89)' },
   { name: 'logFile', flag: '--log-file', env: 'CONTROL_PLANE_LOG_FILE', kind: 'path', default: '', help: 'write JSON lines to this file instead of stdout' },
   { name: 'logMaxSize', flag: '--log-max-size', env: 'CONTROL_PLANE_LOG_MAX_SIZE', kind: 'size', default: '100M', help: 'rotate the log file when it would pass this size (K, M, G)' },
   { name: 'logKeep', flag: '--log-keep', env: 'CONTROL_PLANE_LOG_KEEP', kind: 'count', default: '14', help: 'rotated log files kept' },

@@ -101,7 +101,8 @@ export interface ObsEvent extends ObsFields {
 // naming a file after the room, a 404's URL).
 export const PHONE_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['from', 'to', 'participant_identity', 'room_name', 'error', 'detail']);
 
-export type Redactor = (value: string) => string;
+/** Masks what is personal in `value`, knowing which field it is (`from`/`to` hold a number; the others are text). */
+export type Redactor = (value: string, field: FieldName) => string;
 
 /** The second formatted last (`2026-11-30T09:28:01`): the lines of one second share it. */
 let cachedSecond = Number.NaN;
@@ -245,7 +246,7 @@ export class LineEncoder {
       const value = event[name];
       if (value === undefined) continue;
       this.copy(FIELD_PREFIXES[index]!);
-      if (typeof value === 'string') this.jsonString(redact !== undefined && PHONE_FIELDS.has(name) ? redact(value) : value);
+      if (typeof value === 'string') this.jsonString(redact !== undefined && PHONE_FIELDS.has(name) ? redact(value, name) : value);
       else if (typeof value === 'number') this.number(value);
       else if (typeof value === 'boolean') this.copy(value ? TRUE_PART : FALSE_PART);
       else this.utf8(JSON.stringify(value.map(String)));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { redactPhoneNumbers } from '../../src/obs/redact.ts';
+import { redactPhoneNumbers, redactPhoneNumbersInText } from '../../src/obs/redact.ts';
 import fc from 'fast-check';
 import { secondsToTimestamp } from '../../src/obs/livekit.ts';
 import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
@@ -47,12 +47,12 @@ test('redaction keeps +, two first and two last digits of E.164 numbers in phone
   assert.equal(free.detail, 'POST /x/+14*******23');
 });
 
-test('redactPhoneNumbers leaves what is not E.164 alone', () => {
-  assert.equal(redactPhoneNumbers('room-42'), 'room-42');
-  assert.equal(redactPhoneNumbers('+123456'), '+123456', 'six digits is too short');
-  assert.equal(redactPhoneNumbers('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
-  assert.equal(redactPhoneNumbers('+1234567'), '+12***67');
-  assert.equal(redactPhoneNumbers('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
+test('in text, a + number needs 7 to 15 digits', () => {
+  assert.equal(redactPhoneNumbersInText('room-42'), 'room-42');
+  assert.equal(redactPhoneNumbersInText('+123456'), '+123456', 'six digits is too short');
+  assert.equal(redactPhoneNumbersInText('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
+  assert.equal(redactPhoneNumbersInText('+1234567'), '+12***67');
+  assert.equal(redactPhoneNumbersInText('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
 });
 
 test('formatTimestamp equals toISOString, also for runs of times within one second and across years', () => {
