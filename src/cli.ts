@@ -1,7 +1,7 @@
 // The sub-commands (SPEC §7): serve (default), sign, send, check-config.
 // Each returns its exit status; only main.ts touches the process.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import packageJson from '../package.json' with { type: 'json' };
 import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
 import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
@@ -19,6 +19,8 @@ export interface CommandIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly readText: (path: string) => string;
+  /** A file's st_mode (its permission bits say who may read the keys file). */
+  readonly readMode: (path: string) => number;
   /** The bytes of a file, or of standard input for `-`. */
   readonly readBytes: (path: string) => Buffer;
 }
@@ -84,7 +86,7 @@ export function usage(): string {
 }
 
 export function configFrom(parsed: ParsedArgs, io: CommandIo): Config {
-  return loadConfig({ argv: [], env: io.env, readText: io.readText }, parsed);
+  return loadConfig({ argv: [], env: io.env, readText: io.readText, readMode: io.readMode }, parsed);
 }
 
 function pickKey(config: Config, keyId: string | undefined): KeyPair {
@@ -147,6 +149,7 @@ export async function sendCommand(parsed: ParsedArgs, io: CommandIo): Promise<nu
 export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
   const config = configFrom(parsed, io);
   io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+  for (const warning of config.warnings) io.stderr(`warning: ${warning}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
   return 0;
 }
@@ -157,6 +160,7 @@ export function defaultIo(): CommandIo {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     readText: (path) => readFileSync(path, 'utf8'),
+    readMode: (path) => statSync(path).mode,
     readBytes: (path) => readFileSync(path === '-' ? 0 : path),
   };
 }

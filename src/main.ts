@@ -84,7 +84,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   const recentIds = new RecentIds();
   let keys = new KeyRing(config.keys);
 
-  const startupWarnings: ObsEvent[] = [];
+  const startupWarnings: ObsEvent[] = config.warnings.map(warning);
   if (config.stateFile) {
     const loaded = loadState(config.stateFile, Date.now());
     if (loaded.sessions) sessions.restore(loaded.sessions, Date.now());
@@ -166,7 +166,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
       const fresh = configFrom(parsed, io);
       keys = new KeyRing(fresh.keys);
       metrics.keyReloads.inc({ result: 'success' });
-      writer.write([{ level: 'info', event_type: 'control_plane.keys_reloaded', session_id: null, key_ids: keys.keyIds }]);
+      writer.write([{ level: 'info', event_type: 'control_plane.keys_reloaded', session_id: null, key_ids: keys.keyIds }, ...fresh.warnings.map(warning)]);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       metrics.keyReloads.inc({ result: 'failure' });
