@@ -3,16 +3,8 @@
 // Only named fields are extracted; the payload itself (with its
 // turnPassword and streamKey) is never copied.
 
-import {
-  DisconnectReason,
-  EgressStatus,
-  IngressState_Status,
-  JobStatus,
-  ParticipantInfo_Kind,
-  TrackSource,
-  TrackType,
-  type WebhookEvent,
-} from '@livekit/protocol';
+import type { WebhookEvent } from '@livekit/protocol';
+import { disconnectReasonGiven, egressStatusName, ingressStatusName, jobStatusName, participantKindName, trackSourceName, trackTypeName } from './enum-names.ts';
 import { type EventType, formatSeconds, type ObsEvent } from './schema.ts';
 
 /** LiveKit event name → OBS-00 event type. Names not listed map to `livekit.event.unknown`. */
@@ -32,23 +24,6 @@ export const LIVEKIT_EVENT_TYPES: Readonly<Record<string, EventType>> = {
   agent_job_started: 'livekit.agent_job.started',
   agent_job_ended: 'livekit.agent_job.ended',
 };
-
-/**
- * An enum value as lower snake case without its type prefix:
- * CLIENT_INITIATED → client_initiated, EGRESS_LIMIT_REACHED → limit_reached.
- * A number the library does not know stays visible as `unknown_<n>`.
- */
-export function enumName(names: Record<number, string>, value: number, prefix = ''): string {
-  const name = names[value];
-  if (name === undefined) return `unknown_${value}`;
-  return (name.startsWith(prefix) ? name.slice(prefix.length) : name).toLowerCase();
-}
-
-export const disconnectReasonName = (value: DisconnectReason): string => enumName(DisconnectReason, value);
-export const participantKindName = (value: ParticipantInfo_Kind): string => enumName(ParticipantInfo_Kind, value);
-export const egressStatusName = (value: EgressStatus): string => enumName(EgressStatus, value, 'EGRESS_');
-export const ingressStatusName = (value: IngressState_Status): string => enumName(IngressState_Status, value, 'ENDPOINT_');
-export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, value, 'JS_');
 
 /** Unix seconds (bigint, from protojson int64) → RFC 3339 UTC, or undefined when unset. */
 export function secondsToTimestamp(seconds: bigint): string | undefined {
@@ -89,34 +64,32 @@ export function livekitLine(event: WebhookEvent): ObsEvent {
     put(line, 'participant_identity', participant.identity);
     put(line, 'participant_sid', participant.sid);
     // Track events carry only sid and identity: no kind to report there.
-    if (!event.track) line.participant_kind = participantKindName(participant.kind);
-    if (participant.disconnectReason !== DisconnectReason.UNKNOWN_REASON) {
-      line.reason = disconnectReasonName(participant.disconnectReason);
-    }
+    if (!event.track) line.participant_kind = participantKindName(participant);
+    put(line, 'reason', disconnectReasonGiven(participant));
   }
 
   if (event.track) {
     put(line, 'track_sid', event.track.sid);
-    line.track_type = enumName(TrackType, event.track.type);
-    line.track_source = enumName(TrackSource, event.track.source);
+    line.track_type = trackTypeName(event.track);
+    line.track_source = trackSourceName(event.track);
   }
 
   if (event.egressInfo) {
     put(line, 'detail', event.egressInfo.egressId);
-    line.outcome = egressStatusName(event.egressInfo.status);
+    line.outcome = egressStatusName(event.egressInfo);
     put(line, 'error', event.egressInfo.error);
   } else if (event.ingressInfo) {
     put(line, 'detail', event.ingressInfo.ingressId);
     put(line, 'participant_identity', event.ingressInfo.participantIdentity);
     if (event.ingressInfo.state) {
-      line.outcome = ingressStatusName(event.ingressInfo.state.status);
+      line.outcome = ingressStatusName(event.ingressInfo.state);
       put(line, 'error', event.ingressInfo.state.error);
     }
   } else if (event.job) {
     put(line, 'detail', event.job.id);
     put(line, 'participant_identity', event.job.state?.participantIdentity);
     if (event.job.state) {
-      line.outcome = jobStatusName(event.job.state.status);
+      line.outcome = jobStatusName(event.job.state);
       put(line, 'error', event.job.state.error);
     }
   }

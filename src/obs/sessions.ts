@@ -18,7 +18,7 @@
 // commitTogether, so no commit evicts what a later one was planned on). Pure: the caller passes the time; it is used only for eviction,
 // never in a duration.
 
-import { ParticipantInfo_Kind, RoomEndReason, type WebhookEvent } from '@livekit/protocol';
+import { ParticipantInfo_Kind, type WebhookEvent } from '@livekit/protocol';
 import type { SessionTracker } from '../pipeline/pipeline.ts';
 import {
   answeredCall,
@@ -37,10 +37,10 @@ import {
   sipCallStatus,
   sipProviderLine,
 } from './calls.ts';
-import { enumName } from './livekit.ts';
+import { roomEndReasonName } from './enum-names.ts';
 import { providerFindings } from './providers.ts';
 import type { ObsEvent } from './schema.ts';
-import { CONNECTING_KINDS, nextCallPhase, nextSessionState, type SessionState, type SessionTrigger } from './transitions.ts';
+import { connectsSession, nextCallPhase, nextSessionState, type SessionState, type SessionTrigger } from './transitions.ts';
 
 /** An open session (created or connected). Immutable and JSON-serialisable: the state file stores it as is. */
 export interface SessionRecord {
@@ -229,7 +229,7 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
         if (showsAnswered(status)) leg = step.answer(leg, departed ? 'left_snapshot' : 'joined_active', departed ? undefined : step.atMs);
         if (departed) leg = step.end(leg, 'leg_left', endReason(participant), status);
         step.replace(leg);
-      } else if (CONNECTING_KINDS.has(participant.kind) && event.event !== 'participant_connection_aborted') {
+      } else if (connectsSession(participant) && event.event !== 'participant_connection_aborted') {
         // participant_left is sent only for a participant that had become active.
         step.fire('participant_active');
       }
@@ -244,8 +244,7 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
     }
     case 'room_finished': {
       for (const leg of [...step.legs]) step.replace(step.end(leg, 'room_finished', 'room_finished', undefined));
-      const endReasonName = event.roomEndReason ? enumName(RoomEndReason, event.roomEndReason, 'ROOM_END_') : undefined;
-      step.fire('room_finished', endReasonName);
+      step.fire('room_finished', roomEndReasonName(event));
       break;
     }
     default:

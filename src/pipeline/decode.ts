@@ -1,7 +1,8 @@
 // decode: raw body → a typed LiveKit WebhookEvent, or the reason it is not
-// one. Runs only after the signature verified. Unknown fields and unknown
-// enum names are ignored (as LiveKit's own SDKs do), so a newer server's
-// payload still decodes. int64 fields come out as bigint: nothing here or
+// one. Runs only after the signature verified. Unknown fields are ignored
+// (as LiveKit's own SDKs do), so a newer server's payload still decodes; an
+// enum name this version does not know leaves its field at 0, and the name
+// is noted beside the message for the lines (rememberUnknownEnumNames). int64 fields come out as bigint: nothing here or
 // downstream may JSON.stringify the decoded message.
 //
 // Two readers, one result. @livekit/protocol's WebhookEvent.fromJson
@@ -17,7 +18,8 @@
 // assert.deepStrictEqual, that every result it gives equals fromJson's.
 
 import { isAscii } from 'node:buffer';
-import { WebhookEvent } from '@livekit/protocol';
+import { DisconnectReason, EgressStatus, IngressState_Status, JobStatus, ParticipantInfo_Kind, RoomEndReason, TrackSource, TrackType, WebhookEvent } from '@livekit/protocol';
+import { rememberUnknownEnumName } from '../obs/enum-names.ts';
 
 export const DECODE_REASONS = ['body_not_json', 'not_a_webhook_event', 'invalid_webhook_event'] as const;
 export type DecodeReason = (typeof DECODE_REASONS)[number];
@@ -45,11 +47,62 @@ export function decodeWebhook(body: Uint8Array): DecodeResult {
   }
   const fast = readWebhookEvent(json);
   if (fast !== undefined) return { ok: true, event: fast };
+  let event: WebhookEvent;
   try {
-    return { ok: true, event: WebhookEvent.fromJson(json as never, { ignoreUnknownFields: true }) };
+    event = WebhookEvent.fromJson(json as never, { ignoreUnknownFields: true });
   } catch (error) {
     return { ok: false, reason: 'invalid_webhook_event', detail: error instanceof Error ? error.message : String(error) };
   }
+  rememberUnknownEnumNames(json as Record<string, unknown>, event);
+  return { ok: true, event };
+}
+
+// ------------------------------------------------- enum names fromJson skips
+
+type Json = Record<string, unknown>;
+
+/** The value fromJson reads for a field: under its JSON name, or its proto (snake_case) name. */
+function jsonField(json: Json, jsonName: string, protoName: string): unknown {
+  const value = json[jsonName];
+  return value !== undefined || jsonName === protoName ? value : json[protoName];
+}
+
+function jsonObject(json: Json | undefined, jsonName: string, protoName = jsonName): Json | undefined {
+  if (json === undefined) return undefined;
+  const value = jsonField(json, jsonName, protoName);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
+}
+
+/** When fromJson left `message[field]` at 0 for a name its enum does not have, notes the name. */
+function noteEnum<M extends object>(message: M | undefined, field: keyof M & string, json: Json | undefined, jsonName: string, protoName: string, names: object): void {
+  if (message === undefined || json === undefined || message[field] !== 0) return;
+  const raw = jsonField(json, jsonName, protoName);
+  if (typeof raw === 'string' && typeof (names as Record<string, unknown>)[raw] !== 'number') rememberUnknownEnumName(message, field, raw);
+}
+
+/**
+ * fromJson (ignoreUnknownFields) skips an enum name it does not know and
+ * leaves the field at 0, the enum's default: a newer server's participant
+ * kind would read as STANDARD. For every enum field the lines write, the
+ * name it skipped is noted beside the message (src/obs/enum-names.ts).
+ * The compiled reader never gets here with one: it leaves unknown names to
+ * fromJson.
+ */
+function rememberUnknownEnumNames(json: Json, event: WebhookEvent): void {
+  noteEnum(event, 'roomEndReason', json, 'roomEndReason', 'room_end_reason', RoomEndReason);
+  for (const [participant, participantJson] of [
+    [event.participant, jsonObject(json, 'participant')],
+    [event.job?.participant, jsonObject(jsonObject(json, 'job'), 'participant')],
+  ] as const) {
+    noteEnum(participant, 'kind', participantJson, 'kind', 'kind', ParticipantInfo_Kind);
+    noteEnum(participant, 'disconnectReason', participantJson, 'disconnectReason', 'disconnect_reason', DisconnectReason);
+  }
+  const trackJson = jsonObject(json, 'track');
+  noteEnum(event.track, 'type', trackJson, 'type', 'type', TrackType);
+  noteEnum(event.track, 'source', trackJson, 'source', 'source', TrackSource);
+  noteEnum(event.egressInfo, 'status', jsonObject(json, 'egressInfo', 'egress_info'), 'status', 'status', EgressStatus);
+  noteEnum(event.ingressInfo?.state, 'status', jsonObject(jsonObject(json, 'ingressInfo', 'ingress_info'), 'state'), 'status', 'status', IngressState_Status);
+  noteEnum(event.job?.state, 'status', jsonObject(jsonObject(json, 'job'), 'state'), 'status', 'status', JobStatus);
 }
 
 // ------------------------------------------------- the compiled fast reader
