@@ -29,7 +29,7 @@ import type { LineWriter } from '../output/line-writer.ts';
 import { DECODE_REASONS } from '../pipeline/decode.ts';
 import { GroupCommit, type GroupResult } from '../output/group-commit.ts';
 import { type CheckedWebhook, checkWebhookNow, mapChecked, type PipelineContext, RECEIVED, rejectedLine, type WebhookOutcome, type WebhookRequest } from '../pipeline/pipeline.ts';
-import { VERIFY_REASONS, verifyWebhook } from '../pipeline/verify.ts';
+import { checkTokenWithoutBody, VERIFY_REASONS } from '../pipeline/verify.ts';
 
 export const WEBHOOK_PATH = '/webhook';
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -81,7 +81,6 @@ const ACCEPTED_ANSWER = constantAnswer(200, { status: 'accepted' });
 const DUPLICATE_ANSWER = constantAnswer(200, { status: 'duplicate' });
 
 const HEALTHY_BODY = '{"status":"ok","component":"control_plane"}';
-const EMPTY_BODY = new Uint8Array(0);
 
 export interface ServerOptions {
   readonly pipeline: PipelineContext;
@@ -527,8 +526,8 @@ export class WebhookServer {
   private async tokenRefusal(authorization: string | undefined): Promise<string | undefined> {
     try {
       const { pipeline } = this.options;
-      const verdict = await verifyWebhook(authorization, EMPTY_BODY, { keys: pipeline.keys(), nowMs: this.clock(), clockToleranceMs: pipeline.clockToleranceMs });
-      return verdict.ok || verdict.reason === 'body_hash_mismatch' ? undefined : verdict.reason;
+      const verdict = await checkTokenWithoutBody(authorization, pipeline.keys(), this.clock(), pipeline.clockToleranceMs);
+      return verdict.ok ? undefined : verdict.reason;
     } catch {
       // Let the pipeline meet the same problem and answer 500.
       return undefined;

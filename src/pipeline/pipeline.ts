@@ -13,7 +13,7 @@ import type { ObsEvent } from '../obs/schema.ts';
 import { livekitLine, sessionIdOf } from '../obs/livekit.ts';
 import { decodeWebhook } from './decode.ts';
 import type { RecentIds } from '../store/recent-ids.ts';
-import { type KeyRing, verifyLiveKitWebhook, verifyWebhookWithJose } from './verify.ts';
+import { type KeyRing, verifyWebhook } from './verify.ts';
 
 /** Derives call.*, session.* and provider.* lines; implemented by SessionStore. */
 export interface SessionTracker {
@@ -128,10 +128,9 @@ export type CheckedWebhook = { readonly event: WebhookEvent; readonly refused?: 
  */
 export function checkWebhookNow(request: WebhookRequest, context: PipelineContext): CheckedWebhook | Promise<CheckedWebhook> {
   if (!context.insecureSkipVerify) {
-    const options = { keys: context.keys(), nowMs: request.receivedAtMs, clockToleranceMs: context.clockToleranceMs };
-    const verdict = verifyLiveKitWebhook(request.authorization, request.body, options);
-    if (verdict === undefined) {
-      return verifyWebhookWithJose(request.authorization, request.body, options).then((joseVerdict) => (joseVerdict.ok ? decodeChecked(request) : { refused: rejected(401, joseVerdict.reason) }));
+    const verdict = verifyWebhook(request.authorization, request.body, { keys: context.keys(), nowMs: request.receivedAtMs, clockToleranceMs: context.clockToleranceMs });
+    if (verdict instanceof Promise) {
+      return verdict.then((joseVerdict) => (joseVerdict.ok ? decodeChecked(request) : { refused: rejected(401, joseVerdict.reason) }));
     }
     if (!verdict.ok) return { refused: rejected(401, verdict.reason) };
   }
