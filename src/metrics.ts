@@ -2,6 +2,10 @@
 // (version 0.0.4). Small on purpose: every metric declares its label names
 // up front, label sets are few and known (event names, outcomes, reasons),
 // and each metric is a Map from the rendered label string to its value.
+// Every label of the daemon's metrics takes values from a known list
+// (LabelValues): what comes from outside (an event name, an error code) is
+// counted under `unknown`/`other`, so no input can bloat /metrics or use up
+// the room the product's own label sets need.
 //
 // Naming follows the Prometheus conventions: `control_plane_` prefix,
 // counters end in `_total`, base units (`_seconds`, `_bytes`). The process
@@ -9,6 +13,7 @@
 // (`process_resident_memory_bytes`, ...) so stock dashboards work.
 
 import { readdirSync } from 'node:fs';
+import { LIVEKIT_EVENT_TYPES } from './obs/livekit.ts';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -35,6 +40,32 @@ export function formatValue(value: number): string {
 export const MAX_SERIES = 200;
 export const OVERFLOW_LABEL_VALUE = 'other';
 
+/**
+ * The values one label may take. Anything else is counted under
+ * `otherwise`, so a value that comes from outside (an event name, an error
+ * code) can neither make a series of its own nor use up MAX_SERIES: the
+ * product's own label sets always have room. init() on a metric declares
+ * more values (the server declares every rejection reason that way).
+ */
+export class LabelValues {
+  private readonly known: Set<string>;
+  constructor(known: Iterable<string>, readonly otherwise: string) {
+    this.known = new Set(known);
+    this.known.add(otherwise);
+  }
+
+  declare(value: string): void {
+    this.known.add(value);
+  }
+
+  /** The value itself when known, `otherwise` when not. */
+  canonical(value: string): string {
+    return this.known.has(value) ? value : this.otherwise;
+  }
+}
+
+type LabelDomains = Readonly<Record<string, LabelValues>>;
+
 interface Metric {
   readonly name: string;
   render(): string;
@@ -59,7 +90,17 @@ function checkNames(name: string, labelNames: readonly string[]): void {
  */
 class SeriesMap<V> {
   private readonly map = new Map<string, V>();
-  constructor(private readonly metric: string, private readonly labelNames: readonly string[]) {}
+  constructor(private readonly metric: string, private readonly labelNames: readonly string[], private readonly domains: LabelDomains = {}) {
+    for (const name of Object.keys(domains)) if (!labelNames.includes(name)) throw new Error(`${metric}: values given for label ${name}, which it does not have`);
+  }
+
+  /** Declares the values of `labels` for the labels that have a LabelValues (init()). */
+  declare(labels: Labels | undefined): void {
+    for (const [name, domain] of Object.entries(this.domains)) {
+      const value = labels?.[name];
+      if (value !== undefined) domain.declare(value);
+    }
+  }
 
   /**
    * Rendered keys by label values (one nested Map level per label name), so
@@ -85,10 +126,28 @@ class SeriesMap<V> {
     return cached ?? this.cacheKey(labels);
   }
 
-  /** Renders the key (throws on a missing label) and remembers it while the cache is small. */
+  /**
+   * Renders the key (throws on a missing label), with every value a label
+   * does not know replaced by its fallback, and remembers it while the
+   * cache is small. Only label sets of known values are remembered, so the
+   * cache lookup in key() never needs to check values.
+   */
   private cacheKey(labels: Labels | undefined): string {
+    let known = true;
+    if (labels !== undefined) {
+      for (const name in this.domains) {
+        const value = labels[name];
+        if (value === undefined) continue;
+        const canonical = this.domains[name]!.canonical(value);
+        if (canonical !== value) {
+          if (known) labels = { ...labels };
+          known = false;
+          (labels as Record<string, string>)[name] = canonical;
+        }
+      }
+    }
     const key = this.renderKey(labels);
-    if (this.cachedKeys >= 4 * MAX_SERIES) return key;
+    if (!known || this.cachedKeys >= 4 * MAX_SERIES) return key;
     const names = this.labelNames;
     let level = this.keyCache;
     for (let index = 0; index < names.length - 1; index++) {
@@ -148,10 +207,10 @@ const newCount = (): { value: number } => ({ value: 0 });
 export class Counter implements Metric {
   private readonly series: SeriesMap<{ value: number }>;
 
-  constructor(readonly name: string, private readonly help: string, readonly labelNames: readonly string[] = []) {
+  constructor(readonly name: string, private readonly help: string, readonly labelNames: readonly string[] = [], domains: LabelDomains = {}) {
     checkNames(name, labelNames);
     if (!name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
-    this.series = new SeriesMap(name, labelNames);
+    this.series = new SeriesMap(name, labelNames, domains);
   }
 
   inc(labels?: Labels, amount = 1): void {
@@ -159,8 +218,9 @@ export class Counter implements Metric {
     this.series.entry(labels, newCount).value += amount;
   }
 
-  /** Makes the series exist at 0, so rate() and alerts see it before the first event. */
+  /** Makes the series exist at 0, so rate() and alerts see it before the first event; declares its label values. */
   init(labels?: Labels): void {
+    this.series.declare(labels);
     this.series.entry(labels, newCount);
   }
 
@@ -228,13 +288,13 @@ export class Histogram implements Metric {
   private readonly series: SeriesMap<{ counts: number[]; sum: number; count: number }>;
   private readonly bounds: readonly number[];
 
-  constructor(readonly name: string, private readonly help: string, buckets: readonly number[], readonly labelNames: readonly string[] = []) {
+  constructor(readonly name: string, private readonly help: string, buckets: readonly number[], readonly labelNames: readonly string[] = [], domains: LabelDomains = {}) {
     checkNames(name, labelNames);
     for (let index = 0; index < buckets.length; index++) {
       if (!Number.isFinite(buckets[index]) || (index > 0 && buckets[index]! <= buckets[index - 1]!)) throw new Error(`${name}: buckets must be finite and increasing`);
     }
     this.bounds = buckets;
-    this.series = new SeriesMap(name, labelNames);
+    this.series = new SeriesMap(name, labelNames, domains);
   }
 
   private create = () => ({ counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 });
@@ -252,6 +312,7 @@ export class Histogram implements Metric {
   }
 
   init(labels?: Labels): void {
+    this.series.declare(labels);
     this.series.entry(labels, this.create);
   }
 
@@ -323,20 +384,45 @@ function openFileDescriptors(): number | undefined {
   }
 }
 
+/** How a POST /webhook was answered (the `outcome` label). */
+export const WEBHOOK_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'output_error'] as const;
+/** The `event` label before the event is known (not verified or not decoded). */
+export const NO_EVENT = 'none';
+/**
+ * Error codes a write to the output can fail with (errno names, and the
+ * stdout sink's EAGAIN after a stall); any other code is counted as `other`.
+ */
+export const OUTPUT_ERROR_CODES = [
+  'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EPIPE', 'EAGAIN', 'EBADF', 'EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EEXIST',
+  'EMFILE', 'ENFILE', 'ENXIO', 'EINVAL', 'ENOMEM', 'ESTALE', 'ENAMETOOLONG', 'ECONNRESET', 'ETIMEDOUT', 'EINTR',
+] as const;
+
 /** Every metric the daemon exports. The server and main update them; GET /metrics renders them. */
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /** Rejection reasons: declared by the server (rejections.init), shared by both reason-labelled counters. */
+  private readonly reasons = new LabelValues([], OVERFLOW_LABEL_VALUE);
+  private readonly outcomes = new LabelValues(WEBHOOK_OUTCOMES, OVERFLOW_LABEL_VALUE);
   readonly webhooks = this.registry.register(
-    new Counter('control_plane_webhooks_total', 'POST /webhook requests answered, by LiveKit event ("none" until verified and decoded) and outcome (accepted, duplicate, rejected, output_error).', ['event', 'outcome']),
+    new Counter(
+      'control_plane_webhooks_total',
+      'POST /webhook requests answered, by LiveKit event ("none" until verified and decoded, "unknown" for a name this version does not know) and outcome (accepted, duplicate, rejected, output_error).',
+      ['event', 'outcome'],
+      { event: new LabelValues([...Object.keys(LIVEKIT_EVENT_TYPES), NO_EVENT], 'unknown'), outcome: this.outcomes },
+    ),
   );
-  readonly rejections = this.registry.register(new Counter('control_plane_rejections_total', 'Requests refused (every 4xx/5xx answer and every malformed or timed-out HTTP request), by reason.', ['reason']));
+  readonly rejections = this.registry.register(
+    new Counter('control_plane_rejections_total', 'Requests refused (every 4xx/5xx answer and every malformed or timed-out HTTP request), by reason.', ['reason'], { reason: this.reasons }),
+  );
   readonly duplicates = this.registry.register(new Counter('control_plane_duplicates_total', 'Redelivered webhook ids answered 200 without new lines.'));
-  readonly outputErrors = this.registry.register(new Counter('control_plane_output_errors_total', 'Writes to the output (stdout or the log file) that failed, by error code.', ['code']));
+  readonly outputErrors = this.registry.register(
+    new Counter('control_plane_output_errors_total', 'Writes to the output (stdout or the log file) that failed, by error code.', ['code'], { code: new LabelValues(OUTPUT_ERROR_CODES, OVERFLOW_LABEL_VALUE) }),
+  );
   readonly rejectedLinesSuppressed = this.registry.register(
-    new Counter('control_plane_rejected_lines_suppressed_total', 'Rejection lines not written because of the per-reason rate limit, by reason.', ['reason']),
+    new Counter('control_plane_rejected_lines_suppressed_total', 'Rejection lines not written because of the per-reason rate limit, by reason.', ['reason'], { reason: this.reasons }),
   );
   readonly requestDuration = this.registry.register(
-    new Histogram('control_plane_request_duration_seconds', 'POST /webhook: time from the request headers to the answer, by outcome.', LATENCY_BUCKETS, ['outcome']),
+    new Histogram('control_plane_request_duration_seconds', 'POST /webhook: time from the request headers to the answer, by outcome.', LATENCY_BUCKETS, ['outcome'], { outcome: this.outcomes }),
   );
   readonly deliveryDelay = this.registry.register(
     new Histogram('control_plane_webhook_delivery_delay_seconds', "Accepted webhooks: time from the event's createdAt (LiveKit's clock) to its arrival (ours); 0 when LiveKit's clock is ahead.", DELAY_BUCKETS),
@@ -346,7 +432,9 @@ export class DaemonMetrics {
     new Counter('control_plane_connections_evicted_total', 'Connections closed to make room at --max-connections (the longest-waiting idle or unfinished ones).'),
   );
   readonly connectionsRefused = this.registry.register(new Counter('control_plane_connections_refused_total', 'Connections refused at --max-connections because every open one was busy.'));
-  readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
+  readonly keyReloads = this.registry.register(
+    new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result'], { result: new LabelValues(['success', 'failure'], OVERFLOW_LABEL_VALUE) }),
+  );
 
   constructor(sources: MetricSources) {
     const sampled = (name: string, help: string, type: 'gauge' | 'counter', read: () => number) => this.registry.register(new SampledMetric(name, help, type, read));
