@@ -88,7 +88,7 @@ function sameFile(a: Stats, b: Stats): boolean {
 }
 
 /** Whether `path` is a symbolic link now (false when it is anything else, or cannot be checked). */
-export function isSymbolicLink(path: string): boolean {
+function isSymbolicLink(path: string): boolean {
   try {
     return lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
   } catch {
