@@ -25,6 +25,8 @@ export interface CommandIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly readText: (path: string) => string;
+  /** A file's st_mode (its permission bits say who may read the keys file). */
+  readonly readMode: (path: string) => number;
   /** The bytes of a file, or of standard input for `-`. */
   readonly readBytes: (path: string) => Buffer;
 }
@@ -102,7 +104,7 @@ export function usage(): string {
 }
 
 export function configFrom(parsed: ParsedArgs, io: CommandIo): Config {
-  return loadConfig({ argv: [], env: io.env, readText: io.readText }, parsed);
+  return loadConfig({ argv: [], env: io.env, readText: io.readText, readMode: io.readMode }, parsed);
 }
 
 function pickKey(config: Config, keyId: string | undefined): KeyPair {
@@ -368,6 +370,7 @@ export async function reportCommand(parsed: ParsedArgs, io: CommandIo, streams: 
 export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
   const config = configFrom(parsed, io);
   io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+  for (const warning of config.warnings) io.stderr(`warning: ${warning}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
   return 0;
 }
@@ -378,6 +381,7 @@ export function defaultIo(): CommandIo {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     readText: (path) => readFileSync(path, 'utf8'),
+    readMode: (path) => statSync(path).mode,
     readBytes: (path) => readFileSync(path === '-' ? 0 : path),
   };
 }

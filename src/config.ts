@@ -38,6 +38,13 @@ export interface Config {
   readonly forwardSpoolMax: number;
   readonly forwardBatchSize: number;
   readonly forwardLingerMs: number;
+  /**
+   * What the operator should know but that does not stop the program (a
+   * keys file others can read): main.ts writes each as a
+   * control_plane.warning line at start and after a reload, check-config
+   * prints them.
+   */
+  readonly warnings: readonly string[];
 }
 
 /** A setting that is missing, malformed or impossible: the program prints `message` and exits 2. */
@@ -67,7 +74,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'dev', flag: '--dev', env: 'CONTROL_PLANE_DEV', kind: 'boolean', default: 'false', help: "add LiveKit's development key pair devkey/secret" },
   { name: 'insecureSkipVerify', flag: '--insecure-skip-verify', env: 'CONTROL_PLANE_INSECURE_SKIP_VERIFY', kind: 'boolean', default: 'false', help: 'development only: accept webhooks without checking their signature' },
   { name: 'stateFile', flag: '--state-file', env: 'CONTROL_PLANE_STATE_FILE', kind: 'path', default: '', help: 'keep sessions, calls and recent event ids across restarts in this file' },
-  { name: 'redactPhoneNumbers', flag: '--redact-phone-numbers', env: 'CONTROL_PLANE_REDACT_PHONE_NUMBERS', kind: 'boolean', default: 'false', help: 'mask phone numbers in from, to, identities, room names, error and detail (+31*******89)' },
+  { name: 'redactPhoneNumbers', flag: '--redact-phone-numbers', env: 'CONTROL_PLANE_REDACT_PHONE_NUMBERS', kind: 'boolean', default: 'false', help: 'mask phone numbers: from and to whatever their format, numbers found in identities, room names, error and detail (+31*******89)' },
   { name: 'logFile', flag: '--log-file', env: 'CONTROL_PLANE_LOG_FILE', kind: 'path', default: '', help: 'write JSON lines to this file instead of stdout' },
   { name: 'logMaxSize', flag: '--log-max-size', env: 'CONTROL_PLANE_LOG_MAX_SIZE', kind: 'size', default: '100M', help: 'rotate the log file when it would pass this size (K, M, G)' },
   { name: 'logKeep', flag: '--log-keep', env: 'CONTROL_PLANE_LOG_KEEP', kind: 'count', default: '14', help: 'rotated log files kept' },
@@ -115,33 +122,168 @@ function parseBoolean(text: string): boolean | null {
   return null;
 }
 
+/** LiveKit refuses shorter API secrets (HS256 wants a key as long as its 32-byte hash). */
+export const MIN_SECRET_BYTES = 32;
+
+/** Refuses a secret shorter than MIN_SECRET_BYTES, naming the key and where it came from, never the secret. */
+function checkSecretLength(pair: KeyPair, where: string): void {
+  const bytes = Buffer.byteLength(pair.secret, 'utf8');
+  if (bytes >= MIN_SECRET_BYTES) return;
+  throw new ConfigError(
+    `${where}: the secret of key "${pair.keyId}" is ${bytes} byte${bytes === 1 ? '' : 's'}; LiveKit requires at least ${MIN_SECRET_BYTES} ` +
+      '(generate a pair with `livekit-server generate-keys`)',
+  );
+}
+
+/** The escapes of a YAML double-quoted scalar that a secret could need. */
+const YAML_ESCAPES: Readonly<Record<string, string>> = { '0': '\0', a: '\x07', b: '\b', t: '\t', '\t': '\t', n: '\n', v: '\v', f: '\f', r: '\r', e: '\x1b', ' ': ' ', '"': '"', '/': '/', '\\': '\\', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029' };
+const HEX_ESCAPE_DIGITS: Readonly<Record<string, number>> = { x: 2, u: 4, U: 8 };
+/** A plain (unquoted) YAML scalar cannot start with these. */
+const YAML_INDICATORS = new Set(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', "'", '"', '%', '@', '`']);
+const YAML_NULLS = new Set(['~', 'null', 'Null', 'NULL']);
+
+/** A problem on one line of the keys file; parseKeysFile adds where. Never carries the secret. */
+class KeysLineError extends Error {}
+
+interface Scalar {
+  readonly value: string;
+  /** Index just after the scalar (after its closing quote). */
+  readonly end: number;
+  readonly quoted: boolean;
+}
+
+/** A double- or single-quoted YAML scalar starting at `start` (on the quote). */
+function readQuoted(line: string, start: number): Scalar {
+  const quote = line[start]!;
+  let value = '';
+  let index = start + 1;
+  while (index < line.length) {
+    const character = line[index]!;
+    if (character === quote) {
+      // In single quotes, '' is one quote.
+      if (quote === "'" && line[index + 1] === "'") {
+        value += "'";
+        index += 2;
+        continue;
+      }
+      return { value, end: index + 1, quoted: true };
+    }
+    if (quote === '"' && character === '\\') {
+      const code = line[index + 1];
+      if (code !== undefined && Object.hasOwn(HEX_ESCAPE_DIGITS, code)) {
+        const digits = HEX_ESCAPE_DIGITS[code]!;
+        const hex = line.slice(index + 2, index + 2 + digits);
+        if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== digits || Number.parseInt(hex, 16) > 0x10ffff) throw new KeysLineError(`a bad \\${code} escape in double quotes`);
+        value += String.fromCodePoint(Number.parseInt(hex, 16));
+        index += 2 + digits;
+        continue;
+      }
+      if (code === undefined || !Object.hasOwn(YAML_ESCAPES, code)) throw new KeysLineError('an unknown escape in double quotes');
+      value += YAML_ESCAPES[code];
+      index += 2;
+      continue;
+    }
+    value += character;
+    index++;
+  }
+  throw new KeysLineError(`unterminated ${quote}`);
+}
+
 /**
- * Parses the `key: secret` lines of a keys file. Blank lines and `#`
- * comments are skipped. Errors name the line, never the secret.
+ * One `key: secret` line of a keys file, read as YAML reads a top-level
+ * mapping entry (LiveKit decodes its key file with a YAML decoder into a
+ * map of strings): the key and the secret plain or quoted; in a plain
+ * secret ` #` starts a comment and trailing spaces go; `~`/`null` or
+ * nothing is no secret.
  */
-export function parseKeysFile(text: string, source: string): KeyPair[] {
+function parseKeyLine(line: string): KeyPair {
+  let index = 0;
+  const skipSpaces = (): void => {
+    while (line[index] === ' ' || line[index] === '\t') index++;
+  };
+  skipSpaces();
+  let keyId: string;
+  if (line[index] === '"' || line[index] === "'") {
+    const key = readQuoted(line, index);
+    keyId = key.value;
+    index = key.end;
+    skipSpaces();
+    if (line[index] !== ':') throw new KeysLineError('expected "key: secret"');
+  } else {
+    // A plain key ends at the first `: ` (or a `:` ending the line).
+    const colon = line.search(/:(?=[ \t]|$)/);
+    if (colon <= index || YAML_INDICATORS.has(line[index]!)) throw new KeysLineError('expected "key: secret"');
+    keyId = line.slice(index, colon).trimEnd();
+    index = colon;
+  }
+  if (keyId === '') throw new KeysLineError('expected "key: secret"');
+  if (/\s/.test(keyId)) throw new KeysLineError('a key id has no spaces');
+  index++; // the colon
+  if (index < line.length && line[index] !== ' ' && line[index] !== '\t') throw new KeysLineError('expected "key: secret"');
+  skipSpaces();
+
+  let secret: string;
+  if (line[index] === '"' || line[index] === "'") {
+    const quoted = readQuoted(line, index);
+    secret = quoted.value;
+    index = quoted.end;
+    const rest = line.slice(index);
+    // Only spaces, then perhaps a comment (which needs a space before its #).
+    if (!/^(?:[ \t]*|[ \t]+#.*)$/.test(rest)) throw new KeysLineError('unexpected text after the quoted secret');
+  } else {
+    const comment = line.slice(index).search(/(?:^|[ \t])#/);
+    const plain = (comment === -1 ? line.slice(index) : line.slice(index, index + comment)).trim();
+    // `-`, `?` and `:` are indicators only when a space follows (checked below).
+    if (plain !== '' && YAML_INDICATORS.has(plain[0]!) && !'-?:'.includes(plain[0]!)) {
+      throw new KeysLineError(`key "${keyId}": a secret starting with ${plain[0]} must be quoted`);
+    }
+    if (/:(?:[ \t]|$)/.test(plain) || /^[-?:](?:[ \t]|$)/.test(plain)) throw new KeysLineError(`key "${keyId}": quote the secret (YAML reads ": " in it as a nested mapping)`);
+    secret = YAML_NULLS.has(plain) ? '' : plain;
+  }
+  if (secret === '') throw new KeysLineError(`key "${keyId}" has no secret`);
+  return { keyId, secret };
+}
+
+/**
+ * Parses a keys file: one `key: secret` a line, as LiveKit reads its own
+ * (YAML: quoted values, ` #` comments; parseKeyLine). Blank lines, comment
+ * lines and a leading `---` are skipped. A secret shorter than 32 bytes is
+ * refused, except `exempt` (--dev's pair when --dev is on). Errors name
+ * the line and the key, never the secret.
+ */
+export function parseKeysFile(text: string, source: string, exempt?: KeyPair): KeyPair[] {
   const keys: KeyPair[] = [];
-  const lines = text.split(/\r?\n/);
+  const lines = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).split(/\r?\n/);
   lines.forEach((rawLine, index) => {
+    const where = `${source} line ${index + 1}`;
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#')) return;
-    const colon = line.indexOf(':');
-    const keyId = colon > 0 ? line.slice(0, colon).trim() : '';
-    const secret = colon > 0 ? line.slice(colon + 1).trim() : '';
-    if (!keyId || !secret || /\s/.test(keyId)) {
-      throw new ConfigError(`${source} line ${index + 1}: expected "key: secret"`);
+    if (line === '---' && keys.length === 0) return;
+    let pair: KeyPair;
+    try {
+      pair = parseKeyLine(rawLine);
+    } catch (error) {
+      if (error instanceof KeysLineError) throw new ConfigError(`${where}: ${error.message}`);
+      throw error;
     }
-    if (keys.some((key) => key.keyId === keyId)) {
-      throw new ConfigError(`${source} line ${index + 1}: key "${keyId}" is listed twice`);
+    if (keys.some((key) => key.keyId === pair.keyId)) {
+      throw new ConfigError(`${where}: key "${pair.keyId}" is listed twice`);
     }
-    keys.push({ keyId, secret });
+    if (!isSamePair(pair, exempt)) checkSecretLength(pair, where);
+    keys.push(pair);
   });
   if (keys.length === 0) throw new ConfigError(`${source}: no "key: secret" line found`);
   return keys;
 }
 
+function isSamePair(pair: KeyPair, other: KeyPair | undefined): boolean {
+  return other !== undefined && pair.keyId === other.keyId && pair.secret === other.secret;
+}
+
 /** Reads a file as text; injected so parsing stays free of I/O in tests. */
 export type ReadText = (path: string) => string;
+/** A file's st_mode (type and permission bits), as stat(2) gives it; injected like ReadText. */
+export type ReadMode = (path: string) => number;
 
 export interface ParsedArgs {
   /** Raw flag values by setting name, `true` for a bare boolean flag. */
@@ -239,6 +381,7 @@ export interface ConfigInput {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly readText: ReadText;
+  readonly readMode: ReadMode;
 }
 
 /**
@@ -246,7 +389,7 @@ export interface ConfigInput {
  * ConfigError with one line naming the setting when anything is wrong,
  * including the fail-closed rule: no key and no --dev/--insecure-skip-verify.
  */
-export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedArgs = parseArgs(argv)): Config {
+export function loadConfig({ argv, env, readText, readMode }: ConfigInput, parsed: ParsedArgs = parseArgs(argv)): Config {
   const result: Record<string, unknown> = {};
   for (const setting of SETTINGS) {
     const fromFlag = parsed.values.get(setting.flag);
@@ -284,7 +427,8 @@ export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedA
     }
   }
 
-  const keys = loadKeys(result, env, readText);
+  const warnings: string[] = [];
+  const keys = loadKeys(result, env, readText, readMode, warnings);
   if (forwardUrls.length > 0 && result.forwardKey !== null && !keys.some((key) => key.keyId === result.forwardKey)) {
     throw new ConfigError(`--forward-key: "${String(result.forwardKey)}" is not a configured key id`);
   }
@@ -296,12 +440,18 @@ export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedA
     );
   }
   result.keys = Object.freeze(keys);
+  result.warnings = Object.freeze(warnings);
   return Object.freeze(result) as unknown as Config;
 }
 
-/** All key pairs from the keys file, the environment (or systemd credential) and --dev, deduplicated by key id. */
-function loadKeys(result: Record<string, unknown>, env: ConfigInput['env'], readText: ReadText): KeyPair[] {
+/**
+ * All key pairs from the keys file, the environment (or systemd credential)
+ * and --dev, deduplicated by key id. Every secret has at least 32 bytes but
+ * --dev's own pair. Warnings (a keys file others can read) go to `warnings`.
+ */
+function loadKeys(result: Record<string, unknown>, env: ConfigInput['env'], readText: ReadText, readMode: ReadMode, warnings: string[]): KeyPair[] {
   const keys: KeyPair[] = [];
+  const devPair = result.dev ? DEV_KEY : undefined;
   const add = (pair: KeyPair, source: string) => {
     const existing = keys.find((key) => key.keyId === pair.keyId);
     if (existing && existing.secret !== pair.secret) {
@@ -311,10 +461,15 @@ function loadKeys(result: Record<string, unknown>, env: ConfigInput['env'], read
   };
 
   const keysFile = result.keysFile as string | null;
-  if (keysFile) for (const pair of readKeysFile(keysFile, readText)) add(pair, '--keys-file');
+  if (keysFile) {
+    for (const pair of readKeysFile(keysFile, readText, devPair)) add(pair, '--keys-file');
+    const warning = keysFilePermissionWarning(keysFile, readMode);
+    if (warning) warnings.push(warning);
+  }
 
   const apiKey = env.LIVEKIT_API_KEY?.trim();
   let apiSecret = env.LIVEKIT_API_SECRET?.trim();
+  let secretSource = 'LIVEKIT_API_SECRET';
   if (apiKey && !apiSecret && env.CREDENTIALS_DIRECTORY) {
     const credentialPath = `${env.CREDENTIALS_DIRECTORY}/${CREDENTIAL_NAME}`;
     try {
@@ -322,29 +477,54 @@ function loadKeys(result: Record<string, unknown>, env: ConfigInput['env'], read
     } catch (error) {
       throw new ConfigError(`LIVEKIT_API_SECRET: not set, and the credential ${credentialPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`);
     }
+    secretSource = credentialPath;
   }
   if (apiKey && !apiSecret) throw new ConfigError('LIVEKIT_API_SECRET: LIVEKIT_API_KEY is set but its secret is not');
   if (!apiKey && apiSecret) throw new ConfigError('LIVEKIT_API_KEY: LIVEKIT_API_SECRET is set but its key is not');
-  if (apiKey && apiSecret) add({ keyId: apiKey, secret: apiSecret }, 'LIVEKIT_API_KEY');
+  if (apiKey && apiSecret) {
+    const pair = { keyId: apiKey, secret: apiSecret };
+    if (!isSamePair(pair, devPair)) checkSecretLength(pair, secretSource);
+    add(pair, 'LIVEKIT_API_KEY');
+  }
 
-  if (result.dev) add({ ...DEV_KEY }, '--dev');
+  if (devPair) add({ ...devPair }, '--dev');
   return keys;
 }
 
-/** Reads and parses a keys file; used at start and on SIGHUP. */
-export function readKeysFile(path: string, readText: ReadText): KeyPair[] {
+/** Group and others: read permission bits of st_mode. */
+const READABLE_BY_GROUP = 0o040;
+const READABLE_BY_OTHERS = 0o004;
+
+/** The warning for a keys file that group or others may read (LiveKit refuses those), or undefined. */
+function keysFilePermissionWarning(path: string, readMode: ReadMode): string | undefined {
+  let mode: number;
+  try {
+    mode = readMode(path);
+  } catch {
+    // The file was just read: a mode that cannot be read is no reason to refuse it.
+    return undefined;
+  }
+  const group = (mode & READABLE_BY_GROUP) !== 0;
+  const others = (mode & READABLE_BY_OTHERS) !== 0;
+  if (!group && !others) return undefined;
+  const who = group && others ? 'group and others' : group ? 'group' : 'others';
+  return `--keys-file ${path} is readable by ${who} (mode 0${(mode & 0o777).toString(8).padStart(3, '0')}); chmod 600 it (LiveKit refuses a key file others can read)`;
+}
+
+/** Reads and parses a keys file; used at start and on SIGHUP. `exempt`: --dev's pair when --dev is on. */
+export function readKeysFile(path: string, readText: ReadText, exempt?: KeyPair): KeyPair[] {
   let text: string;
   try {
     text = readText(path);
   } catch (error) {
     throw new ConfigError(`--keys-file: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? error})`);
   }
-  return parseKeysFile(text, `--keys-file ${path}`);
+  return parseKeysFile(text, `--keys-file ${path}`, exempt);
 }
 
 /** A summary safe to print: key ids, never secrets. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { keys, ...rest } = config;
+  const { keys, warnings: _warnings, ...rest } = config;
   return { ...rest, key_ids: keys.map((key) => key.keyId) };
 }
 

@@ -128,7 +128,12 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
   const { store, journal, warnings } = openStore(config, reportProblem);
   let keys = new KeyRing(config.keys);
-  const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => writer.rotations, outputHealthy: () => writer.healthy });
+  const metrics = new DaemonMetrics({
+    store: () => store.counts(),
+    sinkRotations: () => writer.rotations,
+    outputSymlinksRefused: () => sink.stats.symlinksRefused,
+    outputHealthy: () => writer.healthy,
+  });
   const forwarding = openForwarding(config, writer, metrics, reportProblem);
   const output = new Output({
     writer,
@@ -174,7 +179,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     return 2;
   }
 
-  const startupWarnings = [...warnings];
+  const startupWarnings = [...config.warnings, ...warnings];
   if (forwarding) {
     try {
       startupWarnings.push(...forwarding.start());
@@ -209,9 +214,10 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     if (!config.keysFile) return;
     try {
       // Re-read the keys the way start-up did (keys file + env + credential + --dev).
-      keys = new KeyRing(configFrom(parsed, io).keys);
+      const fresh = configFrom(parsed, io);
+      keys = new KeyRing(fresh.keys);
       metrics.keyReloads.inc({ result: 'success' });
-      writeOrReport(writer, [processLine('control_plane.keys_reloaded', { key_ids: keys.keyIds })], reportProblem, 'the keys_reloaded line');
+      writeOrReport(writer, [processLine('control_plane.keys_reloaded', { key_ids: keys.keyIds }), ...fresh.warnings.map(warningLine)], reportProblem, 'the keys_reloaded line');
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       metrics.keyReloads.inc({ result: 'failure' });

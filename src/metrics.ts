@@ -2,6 +2,10 @@
 // (version 0.0.4). Small on purpose: every metric declares its label names
 // up front, label sets are few and known (event names, outcomes, reasons),
 // and each metric is a Map from the rendered label string to its value.
+// Every label of the daemon's metrics takes values from a known list
+// (LabelValues): what comes from outside (an event name, an error code) is
+// counted under `unknown`/`other`, so no input can bloat /metrics or use up
+// the room the product's own label sets need.
 //
 // Naming follows the Prometheus conventions: `control_plane_` prefix,
 // counters end in `_total`, base units (`_seconds`, `_bytes`). The process
@@ -10,9 +14,10 @@
 
 import { readdirSync } from 'node:fs';
 import type { DestinationStatus } from './forward/forwarder.ts';
-import type { StoreCounts } from './store/store.ts';
+import { STORE_ERROR_REASONS, type StoreCounts } from './store/store.ts';
 import type { ObsEvent } from './obs/schema.ts';
-import { CALL_OUTCOMES } from './obs/transitions.ts';
+import { CALL_OUTCOMES, EGRESS_PROVIDER_STATUSES, INGRESS_PROVIDER_STATUSES, SIP_PROVIDER_RULES } from './obs/transitions.ts';
+import { LIVEKIT_EVENT_TYPES } from './obs/livekit.ts';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -39,6 +44,32 @@ export function formatValue(value: number): string {
 export const MAX_SERIES = 200;
 export const OVERFLOW_LABEL_VALUE = 'other';
 
+/**
+ * The values one label may take. Anything else is counted under
+ * `otherwise`, so a value that comes from outside (an event name, an error
+ * code) can neither make a series of its own nor use up MAX_SERIES: the
+ * product's own label sets always have room. init() on a metric declares
+ * more values (the server declares every rejection reason that way).
+ */
+export class LabelValues {
+  private readonly known: Set<string>;
+  constructor(known: Iterable<string>, readonly otherwise: string) {
+    this.known = new Set(known);
+    this.known.add(otherwise);
+  }
+
+  declare(value: string): void {
+    this.known.add(value);
+  }
+
+  /** The value itself when known, `otherwise` when not. */
+  canonical(value: string): string {
+    return this.known.has(value) ? value : this.otherwise;
+  }
+}
+
+type LabelDomains = Readonly<Record<string, LabelValues>>;
+
 interface Metric {
   readonly name: string;
   render(): string;
@@ -63,7 +94,17 @@ function checkNames(name: string, labelNames: readonly string[]): void {
  */
 class SeriesMap<V> {
   private readonly map = new Map<string, V>();
-  constructor(private readonly metric: string, private readonly labelNames: readonly string[]) {}
+  constructor(private readonly metric: string, private readonly labelNames: readonly string[], private readonly domains: LabelDomains = {}) {
+    for (const name of Object.keys(domains)) if (!labelNames.includes(name)) throw new Error(`${metric}: values given for label ${name}, which it does not have`);
+  }
+
+  /** Declares the values of `labels` for the labels that have a LabelValues (init()). */
+  declare(labels: Labels | undefined): void {
+    for (const [name, domain] of Object.entries(this.domains)) {
+      const value = labels?.[name];
+      if (value !== undefined) domain.declare(value);
+    }
+  }
 
   /**
    * Rendered keys by label values (one nested Map level per label name), so
@@ -89,10 +130,28 @@ class SeriesMap<V> {
     return cached ?? this.cacheKey(labels);
   }
 
-  /** Renders the key (throws on a missing label) and remembers it while the cache is small. */
+  /**
+   * Renders the key (throws on a missing label), with every value a label
+   * does not know replaced by its fallback, and remembers it while the
+   * cache is small. Only label sets of known values are remembered, so the
+   * cache lookup in key() never needs to check values.
+   */
   private cacheKey(labels: Labels | undefined): string {
+    let known = true;
+    if (labels !== undefined) {
+      for (const name in this.domains) {
+        const value = labels[name];
+        if (value === undefined) continue;
+        const canonical = this.domains[name]!.canonical(value);
+        if (canonical !== value) {
+          if (known) labels = { ...labels };
+          known = false;
+          (labels as Record<string, string>)[name] = canonical;
+        }
+      }
+    }
     const key = this.renderKey(labels);
-    if (this.cachedKeys >= 4 * MAX_SERIES) return key;
+    if (!known || this.cachedKeys >= 4 * MAX_SERIES) return key;
     const names = this.labelNames;
     let level = this.keyCache;
     for (let index = 0; index < names.length - 1; index++) {
@@ -152,10 +211,10 @@ const newCount = (): { value: number } => ({ value: 0 });
 export class Counter implements Metric {
   private readonly series: SeriesMap<{ value: number }>;
 
-  constructor(readonly name: string, private readonly help: string, readonly labelNames: readonly string[] = []) {
+  constructor(readonly name: string, private readonly help: string, readonly labelNames: readonly string[] = [], domains: LabelDomains = {}) {
     checkNames(name, labelNames);
     if (!name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
-    this.series = new SeriesMap(name, labelNames);
+    this.series = new SeriesMap(name, labelNames, domains);
   }
 
   inc(labels?: Labels, amount = 1): void {
@@ -163,8 +222,9 @@ export class Counter implements Metric {
     this.series.entry(labels, newCount).value += amount;
   }
 
-  /** Makes the series exist at 0, so rate() and alerts see it before the first event. */
+  /** Makes the series exist at 0, so rate() and alerts see it before the first event; declares its label values. */
   init(labels?: Labels): void {
+    this.series.declare(labels);
     this.series.entry(labels, newCount);
   }
 
@@ -258,13 +318,13 @@ export class Histogram implements Metric {
   private readonly series: SeriesMap<{ counts: number[]; sum: number; count: number }>;
   private readonly bounds: readonly number[];
 
-  constructor(readonly name: string, private readonly help: string, buckets: readonly number[], readonly labelNames: readonly string[] = []) {
+  constructor(readonly name: string, private readonly help: string, buckets: readonly number[], readonly labelNames: readonly string[] = [], domains: LabelDomains = {}) {
     checkNames(name, labelNames);
     for (let index = 0; index < buckets.length; index++) {
       if (!Number.isFinite(buckets[index]) || (index > 0 && buckets[index]! <= buckets[index - 1]!)) throw new Error(`${name}: buckets must be finite and increasing`);
     }
     this.bounds = buckets;
-    this.series = new SeriesMap(name, labelNames);
+    this.series = new SeriesMap(name, labelNames, domains);
   }
 
   private create = () => ({ counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 });
@@ -282,6 +342,7 @@ export class Histogram implements Metric {
   }
 
   init(labels?: Labels): void {
+    this.series.declare(labels);
     this.series.entry(labels, this.create);
   }
 
@@ -337,12 +398,17 @@ export const DELAY_BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 900];
 export const CALL_SECONDS_BUCKETS = [1, 5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800, 3600, 7200];
 
 const CALL_DIRECTIONS = ['inbound', 'outbound'] as const;
+const PROVIDERS = ['sip', 'egress', 'ingress', 'livekit'] as const;
+/** Every reason a provider.event line can carry (transitions.ts and providers.ts). */
+const PROVIDER_REASONS = [...new Set([...SIP_PROVIDER_RULES.map((rule) => rule.reason), ...EGRESS_PROVIDER_STATUSES, ...INGRESS_PROVIDER_STATUSES, 'events_dropped'])];
 
 /** What the daemon's other parts report when scraped. */
 export interface MetricSources {
   readonly store: () => StoreCounts;
   readonly sinkRotations: () => number;
   readonly outputHealthy: () => boolean;
+  /** Opens the output refused because the name was a symbolic link (the sink's stats.symlinksRefused; 0 when not given). */
+  readonly outputSymlinksRefused?: () => number;
 }
 
 const labelOf = (value: unknown): string => (typeof value === 'string' ? value : 'unknown');
@@ -355,20 +421,45 @@ function openFileDescriptors(): number | undefined {
   }
 }
 
+/** How a POST /webhook was answered (the `outcome` label). */
+export const WEBHOOK_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'output_error'] as const;
+/** The `event` label before the event is known (not verified or not decoded). */
+export const NO_EVENT = 'none';
+/**
+ * Error codes a write to the output can fail with (errno names, and the
+ * stdout sink's EAGAIN after a stall); any other code is counted as `other`.
+ */
+export const OUTPUT_ERROR_CODES = [
+  'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EPIPE', 'EAGAIN', 'EBADF', 'EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EEXIST',
+  'EMFILE', 'ENFILE', 'ENXIO', 'EINVAL', 'ENOMEM', 'ESTALE', 'ENAMETOOLONG', 'ECONNRESET', 'ETIMEDOUT', 'EINTR',
+] as const;
+
 /** Every metric the daemon exports. The server and main update them; GET /metrics renders them. */
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /** Rejection reasons: declared by the server (rejections.init), shared by both reason-labelled counters. */
+  private readonly reasons = new LabelValues([], OVERFLOW_LABEL_VALUE);
+  private readonly outcomes = new LabelValues(WEBHOOK_OUTCOMES, OVERFLOW_LABEL_VALUE);
   readonly webhooks = this.registry.register(
-    new Counter('control_plane_webhooks_total', 'POST /webhook requests answered, by LiveKit event ("none" until verified and decoded) and outcome (accepted, duplicate, rejected, output_error).', ['event', 'outcome']),
+    new Counter(
+      'control_plane_webhooks_total',
+      'POST /webhook requests answered, by LiveKit event ("none" until verified and decoded, "unknown" for a name this version does not know) and outcome (accepted, duplicate, rejected, output_error).',
+      ['event', 'outcome'],
+      { event: new LabelValues([...Object.keys(LIVEKIT_EVENT_TYPES), NO_EVENT], 'unknown'), outcome: this.outcomes },
+    ),
   );
-  readonly rejections = this.registry.register(new Counter('control_plane_rejections_total', 'Requests refused (every 4xx/5xx answer and every malformed or timed-out HTTP request), by reason.', ['reason']));
+  readonly rejections = this.registry.register(
+    new Counter('control_plane_rejections_total', 'Requests refused (every 4xx/5xx answer and every malformed or timed-out HTTP request), by reason.', ['reason'], { reason: this.reasons }),
+  );
   readonly duplicates = this.registry.register(new Counter('control_plane_duplicates_total', 'Redelivered webhook ids answered 200 without new lines.'));
-  readonly outputErrors = this.registry.register(new Counter('control_plane_output_errors_total', 'Writes to the output (stdout or the log file) that failed, by error code.', ['code']));
+  readonly outputErrors = this.registry.register(
+    new Counter('control_plane_output_errors_total', 'Writes to the output (stdout or the log file) that failed, by error code.', ['code'], { code: new LabelValues(OUTPUT_ERROR_CODES, OVERFLOW_LABEL_VALUE) }),
+  );
   readonly rejectedLinesSuppressed = this.registry.register(
-    new Counter('control_plane_rejected_lines_suppressed_total', 'Rejection lines not written because of the per-reason rate limit, by reason.', ['reason']),
+    new Counter('control_plane_rejected_lines_suppressed_total', 'Rejection lines not written because of the per-reason rate limit, by reason.', ['reason'], { reason: this.reasons }),
   );
   readonly requestDuration = this.registry.register(
-    new Histogram('control_plane_request_duration_seconds', 'POST /webhook: time from the request headers to the answer, by outcome.', LATENCY_BUCKETS, ['outcome']),
+    new Histogram('control_plane_request_duration_seconds', 'POST /webhook: time from the request headers to the answer, by outcome.', LATENCY_BUCKETS, ['outcome'], { outcome: this.outcomes }),
   );
   readonly deliveryDelay = this.registry.register(
     new Histogram('control_plane_webhook_delivery_delay_seconds', "Accepted webhooks: time from the event's createdAt (LiveKit's clock) to its arrival (ours); 0 when LiveKit's clock is ahead.", DELAY_BUCKETS),
@@ -378,21 +469,36 @@ export class DaemonMetrics {
     new Counter('control_plane_connections_evicted_total', 'Connections closed to make room at --max-connections (the longest-waiting idle or unfinished ones).'),
   );
   readonly connectionsRefused = this.registry.register(new Counter('control_plane_connections_refused_total', 'Connections refused at --max-connections because every open one was busy.'));
-  readonly storeErrors = this.registry.register(new Counter('control_plane_store_errors_total', 'Store reads or commits that failed or timed out (the webhooks answered 503), by reason.', ['reason']));
+  readonly storeErrors = this.registry.register(
+    new Counter('control_plane_store_errors_total', 'Store reads or commits that failed or timed out (the webhooks answered 503), by reason.', ['reason'], {
+      reason: new LabelValues(STORE_ERROR_REASONS, OVERFLOW_LABEL_VALUE),
+    }),
+  );
   readonly bodyMemoryRefusals = this.registry.register(
     new Counter('control_plane_body_budget_refusals_total', 'Webhooks answered 503 because the request bodies held at once would pass --max-body-memory.'),
   );
   readonly bodyBytesHeld = this.registry.register(new SampledMetric('control_plane_held_body_bytes', 'Request body bytes held in memory now, across all connections.', 'gauge', () => 0));
-  readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
-  readonly calls = this.registry.register(new Counter('control_plane_calls_total', 'SIP call legs ended (call.ended lines written), by direction and outcome.', ['direction', 'outcome']));
+  readonly keyReloads = this.registry.register(
+    new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result'], { result: new LabelValues(['success', 'failure'], OVERFLOW_LABEL_VALUE) }),
+  );
+  private readonly directions = new LabelValues(CALL_DIRECTIONS, 'unknown');
+  readonly calls = this.registry.register(
+    new Counter('control_plane_calls_total', 'SIP call legs ended (call.ended lines written), by direction and outcome.', ['direction', 'outcome'], {
+      direction: this.directions,
+      outcome: new LabelValues(CALL_OUTCOMES, 'unknown'),
+    }),
+  );
   readonly callDuration = this.registry.register(
-    new Histogram('control_plane_call_duration_seconds', "Ended SIP call legs: from the leg joining to its end, by LiveKit's clock (duration_ms), by direction.", CALL_SECONDS_BUCKETS, ['direction']),
+    new Histogram('control_plane_call_duration_seconds', "Ended SIP call legs: from the leg joining to its end, by LiveKit's clock (duration_ms), by direction.", CALL_SECONDS_BUCKETS, ['direction'], { direction: this.directions }),
   );
   readonly callTalkTime = this.registry.register(
-    new Histogram('control_plane_call_talk_time_seconds', 'Answered SIP call legs whose answer time is known: from the answer to the end (talk_ms), by direction.', CALL_SECONDS_BUCKETS, ['direction']),
+    new Histogram('control_plane_call_talk_time_seconds', 'Answered SIP call legs whose answer time is known: from the answer to the end (talk_ms), by direction.', CALL_SECONDS_BUCKETS, ['direction'], { direction: this.directions }),
   );
   readonly providerEvents = this.registry.register(
-    new Counter('control_plane_provider_events_total', 'provider.event lines written (trouble on the provider side), by provider and reason, e.g. sip / sip_trunk_failure.', ['provider', 'reason']),
+    new Counter('control_plane_provider_events_total', 'provider.event lines written (trouble on the provider side), by provider and reason, e.g. sip / sip_trunk_failure.', ['provider', 'reason'], {
+      provider: new LabelValues(PROVIDERS, OVERFLOW_LABEL_VALUE),
+      reason: new LabelValues(PROVIDER_REASONS, OVERFLOW_LABEL_VALUE),
+    }),
   );
 
   constructor(sources: MetricSources) {
@@ -404,6 +510,12 @@ export class DaemonMetrics {
     sampled('control_plane_sessions_evicted_total', 'Open sessions forgotten without an ended line (idle timeout or the store cap).', 'counter', () => sources.store().evictedSessions);
     sampled('control_plane_output_healthy', '1 when the last write to the output succeeded, 0 while degraded (/health answers 503).', 'gauge', () => (sources.outputHealthy() ? 1 : 0));
     sampled('control_plane_log_rotations_total', 'Size-based rotations of the log file.', 'counter', sources.sinkRotations);
+    sampled(
+      'control_plane_output_symlinks_refused_total',
+      'Opens of the log file or of a rotated file refused because the name was a symbolic link (never written through).',
+      'counter',
+      sources.outputSymlinksRefused ?? (() => 0),
+    );
     for (const result of ['success', 'failure']) this.keyReloads.init({ result });
     for (const direction of CALL_DIRECTIONS) {
       for (const outcome of CALL_OUTCOMES) this.calls.init({ direction, outcome });

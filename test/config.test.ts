@@ -2,14 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
 
-const KEY_ENV = { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 's3cret' };
+/** Secrets of 32 bytes and more, as LiveKit requires. */
+const SECRET = 'a-secret-of-at-least-32-bytes-0123456789';
+const OLD_SECRET = 'the-old-secret-of-at-least-32-bytes-012345';
+const NEW_SECRET = 'the-new-secret-of-at-least-32-bytes-543210';
+const KEY_ENV = { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: SECRET };
 const noFiles = (path: string): string => {
   throw Object.assign(new Error(`ENOENT ${path}`), { code: 'ENOENT' });
 };
-const load = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles) => loadConfig({ argv, env, readText });
-const refusal = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles): string => {
+/** Every file owner-only unless a test says otherwise. */
+const ownerOnly = (_path: string): number => 0o100600;
+const load = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles, readMode = ownerOnly) => loadConfig({ argv, env, readText, readMode });
+const refusal = (argv: string[], env: Record<string, string> = KEY_ENV, readText = noFiles, readMode = ownerOnly): string => {
   try {
-    load(argv, env, readText);
+    load(argv, env, readText, readMode);
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
     return error.message;
@@ -29,7 +35,8 @@ describe('defaults and precedence', () => {
     assert.equal(config.clockToleranceMs, 60_000);
     assert.equal(config.logFile, null);
     assert.equal(config.stateFile, null);
-    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: 's3cret' }]);
+    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: SECRET }]);
+    assert.deepEqual(config.warnings, []);
   });
 
   test('environment sets values, flags win over environment', () => {
@@ -65,29 +72,129 @@ describe('keys', () => {
   });
 
   test('reads the secret from $CREDENTIALS_DIRECTORY when LIVEKIT_API_SECRET is absent', () => {
-    const files = (path: string) => (path === '/run/credentials/cp/livekit_api_secret' ? 'from-credential\n' : noFiles(path));
+    const files = (path: string) => (path === '/run/credentials/cp/livekit_api_secret' ? `${SECRET}\n` : noFiles(path));
     const config = load([], { LIVEKIT_API_KEY: 'APIk', CREDENTIALS_DIRECTORY: '/run/credentials/cp' }, files);
-    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: 'from-credential' }]);
+    assert.deepEqual(config.keys, [{ keyId: 'APIk', secret: SECRET }]);
   });
 
   test('a key without its secret, or a secret without its key, is refused', () => {
     assert.match(refusal([], { LIVEKIT_API_KEY: 'APIk' }), /^LIVEKIT_API_SECRET/);
-    assert.match(refusal([], { LIVEKIT_API_SECRET: 'x' }), /^LIVEKIT_API_KEY/);
+    assert.match(refusal([], { LIVEKIT_API_SECRET: SECRET }), /^LIVEKIT_API_KEY/);
   });
 
   test('--keys-file holds several pairs, with comments and blank lines', () => {
-    const files = (path: string) => (path === '/etc/keys' ? '# rotation\nAPIold: old-secret\n\nAPInew:  new-secret  \n' : noFiles(path));
+    const files = (path: string) => (path === '/etc/keys' ? `# rotation\nAPIold: ${OLD_SECRET}\n\nAPInew:  ${NEW_SECRET}  \n` : noFiles(path));
     const config = load(['--keys-file', '/etc/keys'], {}, files);
     assert.deepEqual(config.keys.map((key) => key.keyId), ['APIold', 'APInew']);
-    assert.equal(config.keys[1]!.secret, 'new-secret');
+    assert.equal(config.keys[1]!.secret, NEW_SECRET);
   });
 
   test('a malformed keys file names the line, never the secret', () => {
-    assert.throws(() => parseKeysFile('APIa: ok\nno colon here\n', 'keys'), /keys line 2: expected "key: secret"/);
-    assert.throws(() => parseKeysFile('APIa: one\nAPIa: two\n', 'keys'), /listed twice/);
+    assert.throws(() => parseKeysFile(`APIa: ${SECRET}\nno colon here\n`, 'keys'), /keys line 2: expected "key: secret"/);
+    assert.throws(() => parseKeysFile(`APIa: ${SECRET}\nAPIa: ${OLD_SECRET}\n`, 'keys'), /listed twice/);
     assert.throws(() => parseKeysFile('# only comments\n', 'keys'), /no "key: secret" line/);
     const message = refusal(['--keys-file', '/nope'], {});
     assert.match(message, /--keys-file: cannot read \/nope \(ENOENT\)/);
+  });
+});
+
+describe('the keys file is read as LiveKit reads its own (YAML key: secret)', () => {
+  const accepted: Array<[string, string, string]> = [
+    ['a plain pair', `APIkey: ${SECRET}`, SECRET],
+    ['a comment after the secret', `APIkey: ${SECRET} # rotated 2026-11`, SECRET],
+    ['a comment after a tab', `APIkey: ${SECRET}\t# note`, SECRET],
+    ['a # inside the secret', `APIkey: ${SECRET}#not-a-comment`, `${SECRET}#not-a-comment`],
+    ['a double-quoted secret', `APIkey: "${SECRET} #1" # comment`, `${SECRET} #1`],
+    ['a single-quoted secret', `APIkey: '${SECRET} it''s' # comment`, `${SECRET} it's`],
+    ['escapes in double quotes', `APIkey: "${SECRET}\\t\\"\\\\\\u00e9"`, `${SECRET}\t"\\é`],
+    ['a quoted key', `"APIkey": ${SECRET}`, SECRET],
+    ['spaces around', `   APIkey  :   ${SECRET}   `, SECRET],
+    ['Windows line ends', `APIkey: ${SECRET}\r`, SECRET],
+    ['a document start marker', `---\nAPIkey: ${SECRET}`, SECRET],
+    ['a byte order mark', `\ufeffAPIkey: ${SECRET}`, SECRET],
+  ];
+  for (const [name, text, secret] of accepted) {
+    test(`${name}: ${JSON.stringify(text)}`, () => {
+      assert.deepEqual(parseKeysFile(text, 'keys'), [{ keyId: 'APIkey', secret }]);
+    });
+  }
+
+  const refused: Array<[string, string, RegExp]> = [
+    ['no space after the colon (YAML reads one scalar)', `APIkey:${SECRET}`, /keys line 1: expected "key: secret"/],
+    ['an empty secret', 'APIkey:', /keys line 1: key "APIkey" has no secret/],
+    ['only a comment as the secret', 'APIkey: # nothing', /key "APIkey" has no secret/],
+    ['a null secret', 'APIkey: ~', /key "APIkey" has no secret/],
+    ['an unterminated quote', `APIkey: "${SECRET}`, /keys line 1: unterminated "/],
+    ['text after a quoted secret', `APIkey: "${SECRET}" junk`, /keys line 1: unexpected text after the quoted secret/],
+    ['a second colon in a plain secret', `APIkey: ${SECRET}: more`, /keys line 1: .*quote the secret/],
+    ['a nested mapping (a livekit.yaml pasted in)', `keys:\n  APIkey: ${SECRET}`, /keys line 1: key "keys" has no secret/],
+    ['a YAML list', `- APIkey: ${SECRET}`, /keys line 1: expected "key: secret"/],
+    ['a flow mapping', `{APIkey: ${SECRET}}`, /keys line 1: expected "key: secret"/],
+    ['a key with a space', `API key: ${SECRET}`, /keys line 1: a key id has no spaces/],
+  ];
+  for (const [name, text, pattern] of refused) {
+    test(`refuses ${name}`, () => {
+      assert.throws(() => parseKeysFile(text, 'keys'), pattern);
+      try {
+        parseKeysFile(text, 'keys');
+      } catch (error) {
+        assert.ok(!(error as Error).message.includes(SECRET), 'the message never quotes the secret');
+      }
+    });
+  }
+});
+
+describe('secrets shorter than 32 bytes are refused', () => {
+  test('in the keys file, naming the key and never the secret', () => {
+    const files = (path: string) => (path === '/etc/keys' ? `APIgood: ${SECRET}\nAPIx: x\n` : noFiles(path));
+    const message = refusal(['--keys-file', '/etc/keys'], {}, files);
+    assert.match(message, /^--keys-file \/etc\/keys line 2: the secret of key "APIx" is 1 byte; LiveKit requires at least 32/);
+    assert.doesNotMatch(message, /: x\b/);
+  });
+
+  test('a comment no longer lengthens a short secret', () => {
+    const files = (path: string) => (path === '/etc/keys' ? 'APIkey: short # a comment that used to become part of it\n' : noFiles(path));
+    assert.match(refusal(['--keys-file', '/etc/keys'], {}, files), /key "APIkey" is 5 bytes/);
+  });
+
+  test('counted in UTF-8 bytes: 31 is refused, 32 accepted', () => {
+    assert.match(refusal([], { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 'x'.repeat(31) }), /^LIVEKIT_API_SECRET: the secret of key "APIk" is 31 bytes/);
+    assert.equal(load([], { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 'x'.repeat(32) }).keys[0]!.secret.length, 32);
+    assert.equal(load([], { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 'é'.repeat(16) }).keys.length, 1, '16 × 2 bytes');
+  });
+
+  test('from the systemd credential', () => {
+    const files = (path: string) => (path === '/run/credentials/cp/livekit_api_secret' ? 'short\n' : noFiles(path));
+    assert.match(refusal([], { LIVEKIT_API_KEY: 'APIk', CREDENTIALS_DIRECTORY: '/run/credentials/cp' }, files), /^\/run\/credentials\/cp\/livekit_api_secret: the secret of key "APIk" is 5 bytes/);
+  });
+
+  test("--dev's devkey/secret stays the one exception", () => {
+    assert.deepEqual(load(['--dev'], {}).keys, [{ keyId: 'devkey', secret: 'secret' }]);
+    const files = (path: string) => (path === '/etc/keys' ? 'devkey: secret\n' : noFiles(path));
+    assert.equal(load(['--dev', '--keys-file', '/etc/keys'], {}, files).keys.length, 1, 'the same pair in a keys file, with --dev');
+    assert.match(refusal(['--keys-file', '/etc/keys'], {}, files), /key "devkey" is 6 bytes/, 'without --dev it is just a short secret');
+    assert.match(refusal(['--dev'], { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 'secret' }), /^LIVEKIT_API_SECRET/, 'only devkey/secret itself');
+  });
+});
+
+describe('a keys file readable by group or others gives a warning', () => {
+  const files = (path: string) => (path === '/etc/keys' ? `APIkey: ${SECRET}\n` : noFiles(path));
+  for (const [mode, warns] of [[0o100600, false], [0o100400, false], [0o100640, true], [0o100604, true], [0o100644, true], [0o100660, true], [0o100620, false]] as const) {
+    test(`mode ${(mode & 0o777).toString(8)}: ${warns ? 'a warning' : 'no warning'}`, () => {
+      const config = load(['--keys-file', '/etc/keys'], {}, files, (path) => {
+        assert.equal(path, '/etc/keys');
+        return mode;
+      });
+      assert.equal(config.warnings.length, warns ? 1 : 0);
+      if (warns) assert.match(config.warnings[0]!, /^--keys-file \/etc\/keys is readable by (group|others|group and others) \(mode 0\d{3}\); chmod 600 it/);
+    });
+  }
+
+  test('a mode that cannot be read gives no warning and no failure (reading the file decides)', () => {
+    const config = load(['--keys-file', '/etc/keys'], {}, files, () => {
+      throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
+    });
+    assert.deepEqual(config.warnings, []);
   });
 });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, MAX_SERIES, Registry, SampledMetric } from '../src/metrics.ts';
+import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, LabelValues, MAX_SERIES, Registry, SampledMetric } from '../src/metrics.ts';
+import { LIVEKIT_EVENT_TYPES } from '../src/obs/livekit.ts';
 import { parsePrometheusText, sampleValue } from './helpers/prometheus-text.ts';
 
 const COUNTS = { openSessions: 3, openCalls: 1, endedSessions: 0, rememberedIds: 0, evictedSessions: 0 };
@@ -63,6 +64,83 @@ test('past MAX_SERIES label sets, new ones are folded into "other": hostile valu
   assert.equal(sampleValue(families, 'demo_total', { event: 'other', outcome: 'other' }), 50);
   counter.inc({ event: 'event_3', outcome: 'accepted' });
   assert.equal(counter.get({ event: 'event_3', outcome: 'accepted' }), 2, 'known label sets keep counting');
+});
+
+test('a label with declared values counts anything else under its fallback, and init() declares more', () => {
+  const reasons = new LabelValues(['bad_signature'], 'other');
+  const counter = new Counter('demo_reasons_total', 'x', ['reason'], { reason: reasons });
+  counter.inc({ reason: 'bad_signature' });
+  counter.inc({ reason: 'x'.repeat(1000) });
+  counter.inc({ reason: 'made_up' });
+  assert.equal(counter.get({ reason: 'bad_signature' }), 1);
+  assert.equal(counter.get({ reason: 'other' }), 2);
+  assert.equal(counter.get({ reason: 'made_up' }), 2, 'read back through the same fallback');
+  counter.init({ reason: 'expired' });
+  counter.inc({ reason: 'expired' });
+  assert.equal(counter.get({ reason: 'expired' }), 1, 'declared by init()');
+  assert.doesNotMatch(counter.render(), /made_up|xxxx/);
+});
+
+describe('DaemonMetrics: every label value comes from a known list', () => {
+  test('a LiveKit event name the product does not know is counted as unknown: a 1 MiB name leaves the exposition small', () => {
+    const metrics = daemonMetrics();
+    const before = metrics.registry.render().length;
+    metrics.webhooks.inc({ event: 'e'.repeat(1024 * 1024), outcome: 'accepted' });
+    metrics.webhooks.inc({ event: 'room_exploded', outcome: 'accepted' });
+    metrics.webhooks.inc({ event: 'room_started', outcome: 'accepted' });
+    const text = metrics.registry.render();
+    assert.ok(text.length < before + 1000, `${text.length - before} bytes more`);
+    const families = parsePrometheusText(text);
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'unknown', outcome: 'accepted' }), 2);
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'room_started', outcome: 'accepted' }), 1);
+  });
+
+  test('every LiveKit event name and none are known', () => {
+    const metrics = daemonMetrics();
+    for (const event of [...Object.keys(LIVEKIT_EVENT_TYPES), 'none']) metrics.webhooks.inc({ event, outcome: 'rejected' });
+    const families = parsePrometheusText(metrics.registry.render());
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'unknown', outcome: 'rejected' }), undefined);
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'agent_job_ended', outcome: 'rejected' }), 1);
+  });
+
+  test('after thousands of hostile values, a first output_error still gets its own series (room kept for the product)', () => {
+    const metrics = daemonMetrics();
+    for (let index = 0; index < 5 * MAX_SERIES; index++) {
+      metrics.webhooks.inc({ event: `forged_${index}`, outcome: 'accepted' });
+      metrics.outputErrors.inc({ code: `E_FAKE_${index}` });
+      metrics.rejections.inc({ reason: `reason_${index}` });
+      metrics.requestDuration.observe(0.001, { outcome: `outcome_${index}` });
+    }
+    metrics.webhooks.inc({ event: 'participant_left', outcome: 'output_error' });
+    metrics.outputErrors.inc({ code: 'ENOSPC' });
+    const families = parsePrometheusText(metrics.registry.render());
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'participant_left', outcome: 'output_error' }), 1);
+    assert.equal(sampleValue(families, 'control_plane_webhooks_total', { event: 'other', outcome: 'other' }), undefined, 'nothing folded into the overflow');
+    assert.equal(sampleValue(families, 'control_plane_output_errors_total', { code: 'ENOSPC' }), 1);
+    assert.equal(sampleValue(families, 'control_plane_output_errors_total', { code: 'other' }), 5 * MAX_SERIES);
+    assert.equal(sampleValue(families, 'control_plane_rejections_total', { reason: 'other' }), 5 * MAX_SERIES);
+    for (const family of families.values()) assert.ok(family.samples.length < 100, `${family.name}: ${family.samples.length} samples`);
+  });
+
+  test('reasons are the declared ones: init() by the server declares them', () => {
+    const metrics = daemonMetrics();
+    metrics.rejections.init({ reason: 'bad_signature' });
+    metrics.rejections.inc({ reason: 'bad_signature' });
+    metrics.rejectedLinesSuppressed.inc({ reason: 'bad_signature' });
+    metrics.rejectedLinesSuppressed.inc({ reason: 'not_declared' });
+    assert.equal(metrics.rejections.get({ reason: 'bad_signature' }), 1);
+    assert.equal(metrics.rejectedLinesSuppressed.get({ reason: 'bad_signature' }), 1, 'the same list as rejections');
+    assert.equal(metrics.rejectedLinesSuppressed.get({ reason: 'other' }), 1);
+  });
+
+  test('output error codes: the errno names a sink reports, others as other', () => {
+    const metrics = daemonMetrics();
+    for (const code of ['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EPIPE', 'EAGAIN', 'EACCES', 'EROFS', 'ENOENT', 'ENOTDIR', 'ELOOP', 'EBADF']) metrics.outputErrors.inc({ code });
+    metrics.outputErrors.inc({ code: 'ERR_SOMETHING_NEW' });
+    const families = parsePrometheusText(metrics.registry.render());
+    assert.equal(sampleValue(families, 'control_plane_output_errors_total', { code: 'ELOOP' }), 1);
+    assert.equal(sampleValue(families, 'control_plane_output_errors_total', { code: 'other' }), 1);
+  });
 });
 
 test('a histogram counts each observation in its bucket and renders cumulative buckets ending at +Inf', () => {
@@ -144,12 +222,20 @@ test('DaemonMetrics renders a valid exposition whose names follow the convention
 test('DaemonMetrics reads its sources at scrape time', () => {
   let healthy = true;
   let evicted = 0;
-  const metrics = daemonMetrics({ outputHealthy: () => healthy, store: () => ({ ...COUNTS, evictedSessions: evicted }) });
+  let symlinks = 0;
+  const metrics = daemonMetrics({ outputHealthy: () => healthy, store: () => ({ ...COUNTS, evictedSessions: evicted }), outputSymlinksRefused: () => symlinks });
   healthy = false;
   evicted = 4;
+  symlinks = 2;
   const families = parsePrometheusText(metrics.registry.render());
   assert.equal(sampleValue(families, 'control_plane_output_healthy'), 0);
   assert.equal(sampleValue(families, 'control_plane_sessions_evicted_total'), 4);
+  assert.equal(sampleValue(families, 'control_plane_output_symlinks_refused_total'), 2);
+  assert.equal(families.get('control_plane_output_symlinks_refused_total')!.type, 'counter');
+});
+
+test('the refused-symlink counter is exported at 0 when the output is stdout', () => {
+  assert.equal(sampleValue(parsePrometheusText(daemonMetrics().registry.render()), 'control_plane_output_symlinks_refused_total'), 0);
 });
 
 test('the test parser is strict: it rejects what Prometheus would reject', () => {

@@ -162,11 +162,11 @@ export class BodyIntake {
     exchange.move('checking_token');
     exchange.request.pause();
     const { keys, clockToleranceMs } = this.options;
-    const reason = checkTokenWithoutBody(firstHeader(exchange.request, 'authorization'), { keys: keys(), nowMs: this.options.clock(), clockToleranceMs });
-    Promise.resolve(reason).then(
-      (refusal) => {
+    const verdict = checkTokenWithoutBody(firstHeader(exchange.request, 'authorization'), keys(), this.options.clock(), clockToleranceMs);
+    Promise.resolve(verdict).then(
+      (result) => {
         if (exchange.phase !== 'checking_token') return;
-        if (refusal !== undefined) return this.options.route.refuse(exchange, refusal);
+        if (!result.ok) return this.options.route.refuse(exchange, result.reason);
         exchange.tokenVerified = true;
         exchange.move('reading');
         this.resume(exchange);

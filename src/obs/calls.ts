@@ -8,7 +8,7 @@
 // stretch a call.
 
 import type { ParticipantInfo, WebhookEvent } from '@livekit/protocol';
-import { disconnectReasonName } from './livekit.ts';
+import { disconnectReasonName } from './enum-names.ts';
 import { type LineFields, line, type ObsEvent } from './schema.ts';
 import {
   ANSWERED_STATUSES,
@@ -146,7 +146,7 @@ export function endedCall(call: CallRecord, reason: string, lastStatus: string |
 
 /** The disconnect reason of an ending snapshot, lower snake case (`unknown_reason` when absent). */
 export function endReason(participant: ParticipantInfo): string {
-  return disconnectReasonName(participant.disconnectReason);
+  return disconnectReasonName(participant);
 }
 
 /** Whether this snapshot shows the leg connected. */

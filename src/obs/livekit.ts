@@ -3,16 +3,8 @@
 // Only named fields are extracted; the payload itself (with its
 // turnPassword and streamKey) is never copied.
 
-import {
-  DisconnectReason,
-  EgressStatus,
-  IngressState_Status,
-  JobStatus,
-  ParticipantInfo_Kind,
-  TrackSource,
-  TrackType,
-  type WebhookEvent,
-} from '@livekit/protocol';
+import type { WebhookEvent } from '@livekit/protocol';
+import { disconnectReasonGiven, egressStatusName, ingressStatusName, jobStatusName, participantKindName, trackSourceName, trackTypeName } from './enum-names.ts';
 import { type EventType, formatSeconds, type LineFields, line, type ObsEvent } from './schema.ts';
 
 /** LiveKit event name → OBS-00 event type. Names not listed map to `livekit.event.unknown`. */
@@ -32,23 +24,6 @@ export const LIVEKIT_EVENT_TYPES: Readonly<Record<string, EventType>> = {
   agent_job_started: 'livekit.agent_job.started',
   agent_job_ended: 'livekit.agent_job.ended',
 };
-
-/**
- * An enum value as lower snake case without its type prefix:
- * CLIENT_INITIATED → client_initiated, EGRESS_LIMIT_REACHED → limit_reached.
- * A number the library does not know stays visible as `unknown_<n>`.
- */
-export function enumName(names: Record<number, string>, value: number, prefix = ''): string {
-  const name = names[value];
-  if (name === undefined) return `unknown_${value}`;
-  return (name.startsWith(prefix) ? name.slice(prefix.length) : name).toLowerCase();
-}
-
-export const disconnectReasonName = (value: DisconnectReason): string => enumName(DisconnectReason, value);
-export const participantKindName = (value: ParticipantInfo_Kind): string => enumName(ParticipantInfo_Kind, value);
-export const egressStatusName = (value: EgressStatus): string => enumName(EgressStatus, value, 'EGRESS_');
-export const ingressStatusName = (value: IngressState_Status): string => enumName(IngressState_Status, value, 'ENDPOINT_');
-export const jobStatusName = (value: JobStatus): string => enumName(JobStatus, value, 'JS_');
 
 /** Unix seconds (bigint, from protojson int64) → RFC 3339 UTC, or undefined when unset. */
 export function secondsToTimestamp(seconds: bigint): string | undefined {
@@ -85,34 +60,32 @@ export function livekitLine(event: WebhookEvent): ObsEvent {
     fields.participant_identity = participant.identity || undefined;
     fields.participant_sid = participant.sid || undefined;
     // Track events carry only sid and identity: no kind to report there.
-    if (!event.track) fields.participant_kind = participantKindName(participant.kind);
-    if (participant.disconnectReason !== DisconnectReason.UNKNOWN_REASON) {
-      fields.reason = disconnectReasonName(participant.disconnectReason);
-    }
+    if (!event.track) fields.participant_kind = participantKindName(participant);
+    fields.reason = disconnectReasonGiven(participant);
   }
 
   if (event.track) {
     fields.track_sid = event.track.sid || undefined;
-    fields.track_type = enumName(TrackType, event.track.type);
-    fields.track_source = enumName(TrackSource, event.track.source);
+    fields.track_type = trackTypeName(event.track);
+    fields.track_source = trackSourceName(event.track);
   }
 
   if (event.egressInfo) {
     fields.detail = event.egressInfo.egressId || undefined;
-    fields.outcome = egressStatusName(event.egressInfo.status);
+    fields.outcome = egressStatusName(event.egressInfo);
     fields.error = event.egressInfo.error || undefined;
   } else if (event.ingressInfo) {
     fields.detail = event.ingressInfo.ingressId || undefined;
     if (event.ingressInfo.participantIdentity) fields.participant_identity = event.ingressInfo.participantIdentity;
     if (event.ingressInfo.state) {
-      fields.outcome = ingressStatusName(event.ingressInfo.state.status);
+      fields.outcome = ingressStatusName(event.ingressInfo.state);
       fields.error = event.ingressInfo.state.error || undefined;
     }
   } else if (event.job) {
     fields.detail = event.job.id || undefined;
     if (event.job.state?.participantIdentity) fields.participant_identity = event.job.state.participantIdentity;
     if (event.job.state) {
-      fields.outcome = jobStatusName(event.job.state.status);
+      fields.outcome = jobStatusName(event.job.state);
       fields.error = event.job.state.error || undefined;
     }
   }

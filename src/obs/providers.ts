@@ -8,7 +8,8 @@
 
 import type { WebhookEvent } from '@livekit/protocol';
 import { derivedLine, nonEmpty } from './calls.ts';
-import { egressStatusName, ingressStatusName, sessionIdOf } from './livekit.ts';
+import { egressStatusName, ingressStatusName } from './enum-names.ts';
+import { sessionIdOf } from './livekit.ts';
 import type { ObsEvent } from './schema.ts';
 import { EGRESS_PROVIDER_STATUSES, INGRESS_PROVIDER_STATUSES } from './transitions.ts';
 
@@ -25,7 +26,7 @@ export function providerFindings(event: WebhookEvent): ProviderFinding[] {
 
   const egress = event.egressInfo;
   if (egress) {
-    const status = egressStatusName(egress.status);
+    const status = egressStatusName(egress);
     if (EGRESS_PROVIDER_STATUSES.has(status)) {
       findings.push({
         key: egress.egressId ? `egress:${egress.egressId}:${status}` : webhookId && `event:${webhookId}:egress`,
@@ -44,7 +45,7 @@ export function providerFindings(event: WebhookEvent): ProviderFinding[] {
 
   const ingress = event.ingressInfo;
   if (ingress?.state) {
-    const status = ingressStatusName(ingress.state.status);
+    const status = ingressStatusName(ingress.state);
     if (INGRESS_PROVIDER_STATUSES.has(status)) {
       const run = ingress.state.resourceId || String(ingress.state.startedAt);
       findings.push({

@@ -117,7 +117,8 @@ export function line(level: Level, eventType: EventType, sessionId: string | nul
 // naming a file after the room, a 404's URL).
 export const PHONE_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['from', 'to', 'participant_identity', 'room_name', 'error', 'detail']);
 
-export type Redactor = (value: string) => string;
+/** Masks what is personal in `value`, knowing which field it is (`from`/`to` hold a number; the others are text). */
+export type Redactor = (value: string, field: FieldName) => string;
 
 /** The second formatted last (`2026-11-30T09:28:01`): the lines of one second share it. */
 let cachedSecond = Number.NaN;
@@ -184,6 +185,11 @@ const TRUE_PART = latin1('true');
 const FALSE_PART = latin1('false');
 const LINE_END = latin1('}\n');
 
+/** Unicode line breaks that JSON.stringify leaves raw: LINE SEPARATOR, PARAGRAPH SEPARATOR, NEXT LINE. */
+const UNICODE_LINE_BREAKS = /[\u2028\u2029\u0085]/;
+const UNICODE_LINE_BREAKS_ALL = /[\u2028\u2029\u0085]/g;
+const escapeLineBreak = (character: string): string => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
 const INITIAL_BUFFER_BYTES = 64 * 1024;
 /** A group of lines larger than this grew the buffer; it is given back after the write. */
 const KEPT_BUFFER_BYTES = 1024 * 1024;
@@ -209,8 +215,9 @@ export interface LineEncoderOptions {
  * common fields first in SPEC order, then the event's known fields in
  * FIELD_ORDER; nothing outside the schema is ever written. With a redactor,
  * phone numbers in PHONE_FIELDS are masked. Strings are escaped exactly as
- * JSON.stringify escapes them (the plain-ASCII ones are copied byte by
- * byte); the names are copied from bytes prepared once.
+ * JSON.stringify escapes them, and U+2028, U+2029 and U+0085 as well (the
+ * plain-ASCII ones are copied byte by byte); the names are copied from
+ * bytes prepared once.
  */
 export class LineEncoder {
   private buffer = Buffer.allocUnsafe(INITIAL_BUFFER_BYTES);
@@ -280,10 +287,10 @@ export class LineEncoder {
       const value = event[name];
       if (value === undefined) continue;
       this.copy(FIELD_PREFIXES[index]!);
-      if (typeof value === 'string') this.jsonString(redact !== undefined && PHONE_FIELDS.has(name) ? redact(value) : value);
+      if (typeof value === 'string') this.jsonString(redact !== undefined && PHONE_FIELDS.has(name) ? redact(value, name) : value);
       else if (typeof value === 'number') this.number(value);
       else if (typeof value === 'boolean') this.copy(value ? TRUE_PART : FALSE_PART);
-      else this.utf8(JSON.stringify(value.map(String)));
+      else this.json(JSON.stringify(value.map(String)));
     }
     this.copy(LINE_END);
   }
@@ -325,6 +332,15 @@ export class LineEncoder {
     this.length = at;
   }
 
+  /**
+   * JSON text from JSON.stringify, with the Unicode line breaks it leaves
+   * raw (U+2028, U+2029, U+0085) escaped: a tool that splits on Unicode
+   * line breaks must see one line per `\n`.
+   */
+  private json(text: string): void {
+    this.utf8(UNICODE_LINE_BREAKS.test(text) ? text.replace(UNICODE_LINE_BREAKS_ALL, escapeLineBreak) : text);
+  }
+
   private utf8(text: string): void {
     this.reserve(text.length * 3 + LINE_HEADROOM);
     this.length += this.buffer.write(text, this.length, 'utf8');
@@ -340,7 +356,7 @@ export class LineEncoder {
     for (let index = 0; index < count; index++) {
       const code = text.charCodeAt(index);
       // Control characters, `"`, `\\`, DEL and everything past ASCII: escaped or multi-byte.
-      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return this.utf8(JSON.stringify(text));
+      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return this.json(JSON.stringify(text));
       buffer[at++] = code;
     }
     buffer[at++] = 0x22;

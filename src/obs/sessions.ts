@@ -12,7 +12,7 @@
 // caller passes the time; it is used only for eviction, never in a
 // duration.
 
-import { ParticipantInfo_Kind, RoomEndReason, type WebhookEvent } from '@livekit/protocol';
+import { ParticipantInfo_Kind, type WebhookEvent } from '@livekit/protocol';
 import {
   answeredCall,
   type CallEnd,
@@ -31,11 +31,11 @@ import {
   sipCallStatus,
   sipProviderLine,
 } from './calls.ts';
-import { enumName } from './livekit.ts';
+import { roomEndReasonName } from './enum-names.ts';
 import type { ObsEvent } from './schema.ts';
 import {
   type AnswerSignal,
-  CONNECTING_KINDS,
+  connectsSession,
   departureShowsAnswered,
   nextCallPhase,
   nextSessionState,
@@ -236,7 +236,7 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
         if (departed && departureShowsAnswered(leg.direction, status)) leg = step.answer(leg, 'left_snapshot', undefined);
         if (departed) leg = step.end(leg, 'leg_left', endReason(participant), status);
         step.replace(leg);
-      } else if (CONNECTING_KINDS.has(participant.kind) && event.event !== 'participant_connection_aborted') {
+      } else if (connectsSession(participant) && event.event !== 'participant_connection_aborted') {
         // participant_left is sent only for a participant that had become active.
         step.fire('participant_active');
       }
@@ -255,8 +255,7 @@ export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number):
     }
     case 'room_finished': {
       for (const leg of [...step.legs]) step.replace(step.end(leg, 'room_finished', 'room_finished', undefined));
-      const endReasonName = event.roomEndReason ? enumName(RoomEndReason, event.roomEndReason, 'ROOM_END_') : undefined;
-      step.fire('room_finished', endReasonName);
+      step.fire('room_finished', roomEndReasonName(event));
       break;
     }
     default:

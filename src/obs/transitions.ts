@@ -7,7 +7,8 @@
 // §6 (DisconnectReason) and §7 (SIP attributes, sip.callStatus, how SIP
 // outcomes reach disconnectReason in both server generations).
 
-import { ParticipantInfo_Kind } from '@livekit/protocol';
+import { type ParticipantInfo, ParticipantInfo_Kind } from '@livekit/protocol';
+import { hasKnownKind } from './enum-names.ts';
 
 // ---------------------------------------------------------------- sessions
 
@@ -46,6 +47,15 @@ export function nextSessionState(from: SessionState | null, on: SessionTrigger):
  * when answered instead; agents, egress, ingress and RTSP bridges never do.
  */
 export const CONNECTING_KINDS: ReadonlySet<ParticipantInfo_Kind> = new Set([ParticipantInfo_Kind.STANDARD, ParticipantInfo_Kind.CONNECTOR]);
+
+/**
+ * Whether this participant's joining connects a session: a CONNECTING_KINDS
+ * kind that this version knows. A kind name it does not know decodes as 0
+ * (STANDARD) but is no standard participant.
+ */
+export function connectsSession(participant: ParticipantInfo): boolean {
+  return CONNECTING_KINDS.has(participant.kind) && hasKnownKind(participant);
+}
 
 // ------------------------------------------------------------------- calls
 

@@ -6,7 +6,7 @@
 
 import type { WebhookEvent } from '@livekit/protocol';
 import { type DecodeReason, decodeWebhook } from './decode.ts';
-import { type KeyRing, type VerifyReason, verifyLiveKitWebhook, verifyWebhookWithJose } from './verify.ts';
+import { type KeyRing, type VerifyReason, type VerifyResult, verifyWebhook } from './verify.ts';
 
 export type RefusalReason = VerifyReason | DecodeReason;
 
@@ -34,11 +34,7 @@ function decodeChecked(body: Uint8Array): CheckedWebhook {
 /** Verifies the token against the raw bytes, then decodes them. `nowMs` is the request's arrival. */
 export function checkWebhook(authorization: string | undefined, body: Uint8Array, nowMs: number, options: CheckOptions): CheckedWebhook | Promise<CheckedWebhook> {
   if (options.insecureSkipVerify) return decodeChecked(body);
-  const verifyOptions = { keys: options.keys, nowMs, clockToleranceMs: options.clockToleranceMs };
-  const verdict = verifyLiveKitWebhook(authorization, body, verifyOptions);
-  if (verdict === undefined) {
-    return verifyWebhookWithJose(authorization, body, verifyOptions).then((joseVerdict) => (joseVerdict.ok ? decodeChecked(body) : { ok: false, reason: joseVerdict.reason }));
-  }
-  if (!verdict.ok) return { ok: false, reason: verdict.reason };
-  return decodeChecked(body);
+  const verdict = verifyWebhook(authorization, body, { keys: options.keys, nowMs, clockToleranceMs: options.clockToleranceMs });
+  const decided = (result: VerifyResult): CheckedWebhook => (result.ok ? decodeChecked(body) : { ok: false, reason: result.reason });
+  return verdict instanceof Promise ? verdict.then(decided) : decided(verdict);
 }

@@ -32,8 +32,17 @@
 //
 // At start, an unterminated last line (a write cut short when the process
 // was killed in the middle of it, never acknowledged) is cut off.
+//
+// Nothing is ever written through a symbolic link: the log file is opened
+// with O_NOFOLLOW, and the path only counts as ours while it is a regular
+// file (lstat). Someone who may write to the log directory could otherwise
+// replace the file by a link and have the daemon append to any file it can
+// write. A link at the path is refused like any failing open (503, /health
+// degraded, retried with the backoff), reported once per episode and
+// counted in stats.symlinksRefused; it heals by itself once the link is
+// gone. Rotated files are handled the same way (rotated-files.ts).
 
-import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { RotatedFiles } from './rotated-files.ts';
 import { type Sink, type SinkStats, SinkWriteError, errnoCode } from './sink.ts';
@@ -61,7 +70,7 @@ export interface FileSinkOptions {
   reportProblem?: (message: string) => void;
 }
 
-const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 const FILE_MODE = 0o640;
 const DIRECTORY_MODE = 0o750;
 const FIRST_RETRY_DELAY_MS = 50;
@@ -78,6 +87,15 @@ function sameFile(a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.dev === b.dev;
 }
 
+/** Whether `path` is a symbolic link now (false when it is anything else, or cannot be checked). */
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
+  } catch {
+    return false;
+  }
+}
+
 function toSinkError(error: unknown, context: string): SinkWriteError {
   if (error instanceof SinkWriteError) return error;
   const code = errnoCode(error);
@@ -86,7 +104,7 @@ function toSinkError(error: unknown, context: string): SinkWriteError {
 
 export class FileSink implements Sink {
   readonly description: string;
-  readonly stats: SinkStats = { writeErrors: 0, rotations: 0 };
+  readonly stats: SinkStats = { writeErrors: 0, rotations: 0, symlinksRefused: 0 };
   /** The rotated files (naming, keep, compression). */
   readonly rotated: RotatedFiles;
   private readonly path: string;
@@ -104,6 +122,8 @@ export class FileSink implements Sink {
   private retryAt = 0;
   private retryDelayMs = 0;
   private lastOpenError: SinkWriteError | null = null;
+  /** A link at the path was reported; cleared by the next successful open (one report per episode). */
+  private symlinkReported = false;
   /** Bytes of an unterminated last line removed at start (a write cut short by a crash or kill -9). */
   readonly droppedPartialBytes: number;
   /** A failed write whose truncation also failed: the bytes past `size` in that file are a partial chunk. */
@@ -123,13 +143,19 @@ export class FileSink implements Sink {
       path: this.path,
       keep: options.keep,
       compress: options.compress,
-      onError: (error) => this.reportProblem(error.message),
+      onError: (error) => {
+        if ((error as NodeJS.ErrnoException).code === 'ELOOP') this.stats.symlinksRefused++;
+        this.reportProblem(error.message);
+      },
     });
     try {
       this.openPath();
       this.droppedPartialBytes = this.dropUnterminatedTail();
     } catch (error) {
       this.closeFd();
+      if (errnoCode(error) === 'ELOOP') {
+        throw new Error(`--log-file ${options.path}: ${(error as Error).message}; give the path of a regular file (or of one to create)`);
+      }
       throw new Error(
         `--log-file ${options.path}: cannot open for appending (${(error as Error).message}); ` +
           'the directory must exist or be creatable, and be writable by this user',
@@ -229,11 +255,15 @@ export class FileSink implements Sink {
     return this.fd!;
   }
 
-  /** Whether the path still names the open file: false once it is moved away, deleted, or replaced. */
+  /**
+   * Whether the path still names the open file: false once it is moved
+   * away, deleted, or replaced (by another file, or by a symbolic link,
+   * even one to our own file).
+   */
   private pathIsOurs(): boolean {
     let atPath: Stats | undefined;
     try {
-      atPath = statSync(this.path, { throwIfNoEntry: false });
+      atPath = lstatSync(this.path, { throwIfNoEntry: false });
     } catch (error) {
       // A file where the directory was: the path names nothing; opening it will say why.
       if (errnoCode(error) === 'ENOTDIR') return false;
@@ -247,12 +277,12 @@ export class FileSink implements Sink {
   private openPath(): void {
     let fd: number;
     try {
-      fd = openSync(this.path, OPEN_FLAGS, FILE_MODE);
+      fd = this.openNoFollow();
     } catch (error) {
       if (errnoCode(error) !== 'ENOENT') throw error;
       // The directory is missing (never made, or removed under us): make it.
       mkdirSync(this.directory, { recursive: true, mode: DIRECTORY_MODE });
-      fd = openSync(this.path, OPEN_FLAGS, FILE_MODE);
+      fd = this.openNoFollow();
     }
     let stats: Stats;
     try {
@@ -269,6 +299,19 @@ export class FileSink implements Sink {
     this.retryAt = 0;
     this.retryDelayMs = 0;
     this.lastOpenError = null;
+    this.symlinkReported = false;
+  }
+
+  /** open(2) of the path for appending; a symbolic link there is refused (ELOOP) and counted. */
+  private openNoFollow(): number {
+    try {
+      return openSync(this.path, OPEN_FLAGS, FILE_MODE);
+    } catch (error) {
+      // O_NOFOLLOW answers ELOOP for a link at the path (ELOOP from a loop in the directories above is left as it is).
+      if (errnoCode(error) !== 'ELOOP' || !isSymbolicLink(this.path)) throw error;
+      this.stats.symlinksRefused++;
+      throw new SinkWriteError('ELOOP', `${this.description} is a symbolic link; refusing to write through it`);
+    }
   }
 
   /**
@@ -282,7 +325,7 @@ export class FileSink implements Sink {
     if (size === 0 || !this.fdStat!.isFile()) return 0;
     const window = Math.min(size, TAIL_WINDOW_BYTES);
     const tail = Buffer.alloc(window);
-    const readFd = openSync(this.path, constants.O_RDONLY);
+    const readFd = openSync(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       readSync(readFd, tail, 0, window, size - window);
     } finally {
@@ -302,6 +345,11 @@ export class FileSink implements Sink {
     this.retryDelayMs = Math.min(Math.max(this.retryDelayMs * 2, FIRST_RETRY_DELAY_MS), MAX_RETRY_DELAY_MS);
     this.retryAt = Date.now() + this.retryDelayMs;
     this.lastOpenError = toSinkError(error, `opening ${this.description}`);
+    if (this.lastOpenError.code === 'ELOOP' && !this.symlinkReported) {
+      // The output cannot carry this line: it is the output that is refused.
+      this.symlinkReported = true;
+      this.reportProblem(`${this.lastOpenError.message}: writes fail (503, /health degraded) until ${this.description} is a regular file again or is removed`);
+    }
     return this.lastOpenError;
   }
 

@@ -5,9 +5,18 @@
 // Naming, for `--log-file /var/log/control-plane/control-plane.log`:
 //
 //   control-plane.log.20250102T030405Z        rotated at 03:04:05 UTC
-//   control-plane.log.20250102T030405Z-1      a second rotation in that same second
+//   control-plane.log.20250102T030405Z-1      the next rotation in that same second
 //   control-plane.log.20250102T030405Z.gz     the same, compressed (--log-compress)
 //   control-plane.log.20250102T030405Z.gz.partial   a compression in progress
+//
+// Names sort in the order of rotation, which is the order --log-keep
+// keeps by: a new name always sorts after every rotated name in the
+// directory and every name given before. Several rotations in one second
+// count up from the highest counter of that second, never from a freed
+// name (the cleanup may have deleted `…Z` while `…Z-1` and `…Z-2` are kept:
+// reusing `…Z` would make the newest file sort as the oldest, and delete
+// it). If the clock goes back, the newest existing stamp is reused with
+// the next counter, so the name then tells the order, not the time.
 //
 // Only names of exactly this shape are ever deleted. logrotate's names
 // (`control-plane.log.1`, `control-plane.log.2.gz`, or `-20250102` with
@@ -20,9 +29,16 @@
 // complete `.gz` exists. A `.gz.partial` left by a crash is deleted by the
 // next pass, and an uncompressed rotated file is (re)compressed, also when a
 // `.gz` of it exists already (a crash between the rename and the unlink).
+//
+// No symbolic link is ever followed: a rotated file is read with
+// O_NOFOLLOW, the `.gz.partial` is created with O_CREAT | O_EXCL (which
+// never follows a link and never truncates an existing file), and deleting
+// or renaming a name acts on the link itself, never on its target. A link
+// in the way is refused with an ELOOP error (the sink counts it); a link
+// left at `.gz.partial` is removed by the next pass.
 
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { constants, lstatSync, readdirSync } from 'node:fs';
+import { type FileHandle, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -72,9 +88,15 @@ interface RotatedFile {
   partial: boolean;
 }
 
-function oldestFirst(a: RotatedFile, b: RotatedFile): number {
+/** Rotation order: the stamp (fixed width, so text order is time order), then the counter. */
+function oldestFirst(a: { readonly stamp: string; readonly counter: number }, b: { readonly stamp: string; readonly counter: number }): number {
   if (a.stamp !== b.stamp) return a.stamp < b.stamp ? -1 : 1;
   return a.counter - b.counter;
+}
+
+/** Whether anything (a file, or a link, even a dangling one) has this name. */
+function nameTaken(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 }
 
 async function removeIfPresent(path: string): Promise<void> {
@@ -94,22 +116,83 @@ async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
+/** Writes all of `bytes` at the handle's position (a regular file may take them in parts). */
+async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    offset += bytesWritten;
+  }
+}
+
+/** An ELOOP error saying which name is a symbolic link that was not followed. */
+function symlinkRefused(path: string, cause: unknown): NodeJS.ErrnoException {
+  const error = new Error(`${path} is a symbolic link; refusing to follow it`, { cause }) as NodeJS.ErrnoException;
+  error.code = 'ELOOP';
+  return error;
+}
+
+async function isSymbolicLink(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Opens a rotated file for reading; a symbolic link there is refused (ELOOP). */
+async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(path, error);
+    throw error;
+  }
+}
+
+/** Creates a new file: never one that exists, never through a symbolic link (ELOOP), never truncating anything. */
+async function createExclusively(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
+  } catch (error) {
+    // EEXIST: a leftover of a crash (the next pass removes it), or a planted link.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await isSymbolicLink(path))) throw symlinkRefused(path, error);
+    throw error;
+  }
+}
+
 /**
  * Compresses `source` to `source.gz` without ever having neither a complete
  * copy: `.gz.partial` → fsync → rename → fsync directory → unlink source.
- * The `.gz` keeps the modification time of the source.
+ * The `.gz` keeps the modification time of the source. Never follows a
+ * symbolic link (see the top of this file): ELOOP when one is in the way.
  */
 export async function gzipRotatedFile(source: string): Promise<void> {
   const target = `${source}.gz`;
   const partial = `${target}${PARTIAL_SUFFIX}`;
+  const input = await openForReading(source);
+  let output: FileHandle | undefined;
   try {
-    // flush: fsync before the stream closes, so the rename below never
-    // publishes a `.gz` whose bytes are not on disk yet.
-    await pipeline(createReadStream(source), createGzip(), createWriteStream(partial, { mode: 0o640, flush: true }));
-    const sourceStat = await stat(source);
-    await utimes(partial, sourceStat.atime, sourceStat.mtime);
+    output = await createExclusively(partial);
+  } catch (error) {
+    await input.close();
+    throw error;
+  }
+  try {
+    const sourceStat = await input.stat();
+    const handle = output;
+    await pipeline(input.createReadStream(), createGzip(), async (compressed: AsyncIterable<Buffer>) => {
+      for await (const chunk of compressed) await writeAll(handle, chunk);
+    });
+    // On disk before the rename publishes it as a complete `.gz`.
+    await output.utimes(sourceStat.atime, sourceStat.mtime);
+    await output.sync();
+    await output.close();
+    output = undefined;
     await rename(partial, target);
   } catch (error) {
+    await output?.close().catch(() => undefined);
+    await input.close().catch(() => undefined);
     await removeIfPresent(partial).catch(() => undefined);
     throw error;
   }
@@ -140,6 +223,8 @@ export class RotatedFiles {
   private readonly onError: (error: Error) => void;
   private running: Promise<void> | null = null;
   private again = false;
+  /** The last name nextName gave: never given again, even once deleted. */
+  private lastGiven: { readonly stamp: string; readonly counter: number } | null = null;
 
   constructor(options: RotatedFilesOptions) {
     this.path = options.path;
@@ -150,13 +235,41 @@ export class RotatedFiles {
     this.onError = options.onError;
   }
 
-  /** A name for a rotation at `date` that no rotated file (plain or compressed) has. */
+  /**
+   * The name for a rotation at `date`: one that no file has and that sorts
+   * after every rotated file in the directory and every name given before
+   * (see the top of this file). Reads the directory: rotations are rare.
+   */
   nextName(date: Date): string {
-    const stem = `${this.path}.${rotationStamp(date)}`;
-    for (let counter = 0; ; counter++) {
-      const candidate = counter === 0 ? stem : `${stem}-${counter}`;
-      if (!existsSync(candidate) && !existsSync(`${candidate}.gz`)) return candidate;
+    let stamp = rotationStamp(date);
+    let counter = 0;
+    const newest = this.newestName();
+    if (newest !== null && newest.stamp >= stamp) {
+      stamp = newest.stamp;
+      counter = newest.counter + 1;
     }
+    for (; ; counter++) {
+      const candidate = counter === 0 ? `${this.path}.${stamp}` : `${this.path}.${stamp}-${counter}`;
+      if (nameTaken(candidate) || nameTaken(`${candidate}.gz`)) continue;
+      this.lastGiven = { stamp, counter };
+      return candidate;
+    }
+  }
+
+  /** The latest in rotation order of the names in the directory and the last name given. */
+  private newestName(): { readonly stamp: string; readonly counter: number } | null {
+    let newest = this.lastGiven;
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.directory);
+    } catch {
+      // Unreadable or gone: the names given in this run still order the new one.
+    }
+    for (const name of names) {
+      const parsed = parseRotatedName(this.pattern, name);
+      if (parsed !== null && (newest === null || oldestFirst(newest, parsed) < 0)) newest = parsed;
+    }
+    return newest;
   }
 
   /** Schedules a pass (compress, enforce keep). Returns at once. */

@@ -14,6 +14,11 @@ export interface SinkStats {
   writeErrors: number;
   /** Size-based rotations performed by the sink itself. */
   rotations: number;
+  /**
+   * Opens refused because the name was a symbolic link (a file sink never
+   * writes through one, for the log file or any file it creates beside it).
+   */
+  symlinksRefused: number;
 }
 
 export interface Sink {

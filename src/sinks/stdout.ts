@@ -13,7 +13,7 @@ const STDOUT_FD = 1;
 
 export class StdoutSink implements Sink {
   readonly description = 'stdout';
-  readonly stats: SinkStats = { writeErrors: 0, rotations: 0 };
+  readonly stats: SinkStats = { writeErrors: 0, rotations: 0, symlinksRefused: 0 };
   private readonly output: NonBlockingWriter;
 
   constructor(fd: number = STDOUT_FD) {

@@ -63,11 +63,15 @@ export interface StoreCounts {
   readonly evictedSessions: number;
 }
 
+/** Every StoreUnavailableError reason (a bounded metric label). */
+export const STORE_ERROR_REASONS = ['timeout', 'connection', 'conflict', 'state_file', 'error'] as const;
+export type StoreErrorReason = (typeof STORE_ERROR_REASONS)[number];
+
 /** The store could not answer or commit in time; the webhooks are answered 503 and LiveKit retries. */
 export class StoreUnavailableError extends Error {
   /** A short, bounded reason for /health and the metric label (`timeout`, `connection`, `conflict`, ...). */
-  readonly reason: string;
-  constructor(reason: string, message: string) {
+  readonly reason: StoreErrorReason;
+  constructor(reason: StoreErrorReason, message: string) {
     super(message);
     this.name = 'StoreUnavailableError';
     this.reason = reason;

@@ -109,7 +109,7 @@ describe('command line', () => {
   test('send to a daemon with another key gets 401 and exits 1', async () => {
     const daemon = await startDaemon();
     try {
-      const { code, stdout } = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'room_started'], testEnv({ LIVEKIT_API_KEY: 'APIwrong', LIVEKIT_API_SECRET: 'wrong' }));
+      const { code, stdout } = await runProgram(['send', '--url', `${daemon.url}/webhook`, 'room_started'], testEnv({ LIVEKIT_API_KEY: 'APIwrong', LIVEKIT_API_SECRET: 'a-wrong-secret-but-long-enough-0123456789' }));
       assert.equal(code, 1);
       assert.match(stdout, /^401 .*unknown_key/);
     } finally {

@@ -6,7 +6,7 @@ import { type Sink, SinkWriteError } from '../../src/sinks/sink.ts';
 
 export class MemorySink implements Sink {
   readonly description = 'memory';
-  readonly stats = { writeErrors: 0, rotations: 0 };
+  readonly stats = { writeErrors: 0, rotations: 0, symlinksRefused: 0 };
   /** The text of each successful write. */
   readonly chunks: string[] = [];
   /** Calls of write(), failed ones included. */

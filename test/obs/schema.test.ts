@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { redactPhoneNumbers } from '../../src/obs/redact.ts';
+import { redactPhoneNumbers, redactPhoneNumbersInText } from '../../src/obs/redact.ts';
 import fc from 'fast-check';
 import { secondsToTimestamp } from '../../src/obs/livekit.ts';
 import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
@@ -47,12 +47,12 @@ test('redaction keeps +, two first and two last digits of E.164 numbers in phone
   assert.equal(free.detail, 'POST /x/+14*******23');
 });
 
-test('redactPhoneNumbers leaves what is not E.164 alone', () => {
-  assert.equal(redactPhoneNumbers('room-42'), 'room-42');
-  assert.equal(redactPhoneNumbers('+123456'), '+123456', 'six digits is too short');
-  assert.equal(redactPhoneNumbers('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
-  assert.equal(redactPhoneNumbers('+1234567'), '+12***67');
-  assert.equal(redactPhoneNumbers('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
+test('in text, a + number needs 7 to 15 digits', () => {
+  assert.equal(redactPhoneNumbersInText('room-42'), 'room-42');
+  assert.equal(redactPhoneNumbersInText('+123456'), '+123456', 'six digits is too short');
+  assert.equal(redactPhoneNumbersInText('+1234567890123456'), '+1234567890123456', 'sixteen digits is too long');
+  assert.equal(redactPhoneNumbersInText('+1234567'), '+12***67');
+  assert.equal(redactPhoneNumbersInText('a +441234567890 and +33612345678'), 'a +44********90 and +33*******78');
 });
 
 test('formatTimestamp equals toISOString, also for runs of times within one second and across years', () => {
@@ -76,8 +76,18 @@ test('secondsToTimestamp formats LiveKit createdAt seconds, refusing what is not
   assert.equal(secondsToTimestamp(253_402_300_800n), undefined);
 });
 
-test('LineEncoder writes exactly what JSON.stringify writes for the same fields in order, whatever the values', () => {
-  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('', '"', '\\', '\u2028', '\ud800', 'a\u007fb', '+14155550123'));
+/** JSON.stringify, with the three Unicode line breaks it leaves raw escaped as the encoder escapes them. */
+function referenceJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u2028\u2029\u0085]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+test('LineEncoder writes exactly what JSON.stringify writes for the same fields in order, whatever the values, line breaks escaped', () => {
+  const text = fc.oneof(
+    fc.string(),
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme' }),
+    fc.constantFrom('', '"', '\\', '\u2028', '\u2029', '\u0085', 'room\u2028name\u2029x\u0085y', '\ud800', 'a\u007fb', '+14155550123'),
+  );
   const value = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.array(text, { maxLength: 3 }));
   const fields = fc.dictionary(fc.constantFrom(...FIELD_ORDER), value, { maxKeys: 8 });
   const event = fc.record({ level: fc.constantFrom('info', 'warn', 'error'), event_type: fc.constantFrom(...EVENT_TYPES), session_id: fc.option(text, { nil: null }), fields });
@@ -90,13 +100,25 @@ test('LineEncoder writes exactly what JSON.stringify writes for the same fields 
         encoder.append(obs, seq + index, '2026-11-30T09:28:01.007Z');
         const reference: Record<string, unknown> = { ts: '2026-11-30T09:28:01.007Z', seq: seq + index, level, component: 'control_plane', event_type, session_id };
         for (const name of FIELD_ORDER) if (fields[name] !== undefined) reference[name] = fields[name];
-        expected += `${JSON.stringify(reference)}\n`;
-        assert.equal(encodeLine(obs, seq + index, TS), `${JSON.stringify({ ...reference, ts: new Date(TS).toISOString() })}\n`);
+        expected += `${referenceJson(reference)}\n`;
+        assert.equal(encodeLine(obs, seq + index, TS), `${referenceJson({ ...reference, ts: new Date(TS).toISOString() })}\n`);
       });
-      assert.equal(encoder.bytes().toString('utf8'), expected);
+      const written = encoder.bytes().toString('utf8');
+      assert.equal(written, expected);
+      // Whatever splits on Unicode line breaks sees the same lines as a split on \n.
+      assert.equal(written.split(/\r\n|[\n\v\f\r\u0085\u2028\u2029]/).length, events.length + 1);
     }),
     { numRuns: 3000 },
   );
+});
+
+test('U+2028, U+2029 and U+0085 in a room name are written escaped and read back unchanged', () => {
+  const name = 'lobby\u2028floor\u20292\u0085east';
+  const line = encodeLine({ level: 'info', event_type: 'livekit.room.created', session_id: 'RM_1', room_name: name, key_ids: ['k\u2028'] } as ObsEvent, 1, TS);
+  assert.doesNotMatch(line, /[\u2028\u2029\u0085]/);
+  assert.match(line, /"room_name":"lobby\\u2028floor\\u20292\\u0085east"/);
+  assert.equal(JSON.parse(line).room_name, name);
+  assert.deepEqual(JSON.parse(line).key_ids, ['k\u2028']);
 });
 
 test('LineEncoder grows for a group larger than its buffer, and clear() empties it', () => {

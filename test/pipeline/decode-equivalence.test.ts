@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { WebhookEvent } from '@livekit/protocol';
 import fc from 'fast-check';
-import { decodeWebhook, readWebhookEvent } from '../../src/pipeline/decode.ts';
+import { readWebhookEvent } from '../../src/pipeline/compiled-reader.ts';
+import { decodeWebhook } from '../../src/pipeline/decode.ts';
 import { agentParticipant, encodeBody, envelope, newRoom, participantJson, roomJson, SAMPLE_EVENTS, sampleWebhook, sipParticipant } from '../../src/livekit/samples.ts';
 
 const NOW_MS = 1_796_029_268_000;

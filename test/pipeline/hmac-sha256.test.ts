@@ -1,4 +1,4 @@
-// verify.ts computes HS256 signatures with two one-shot SHA-256 hashes
+// The fast path (hmac-fast-path.ts) computes HS256 signatures with two one-shot SHA-256 hashes
 // (RFC 2104) instead of createHmac, for speed: it must be HMAC-SHA256,
 // bit for bit, for every key length class (empty, short, exactly one
 // block, longer than a block: hashed first) and message length.
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { equalInConstantTime, hmacKey, hmacSha256Base64url } from '../../src/pipeline/verify.ts';
+import { equalInConstantTime, hmacKey, hmacSha256Base64url } from '../../src/pipeline/hmac-fast-path.ts';
 
 const latin1Text = fc.uint8Array({ maxLength: 2000 }).map((bytes) => Buffer.from(bytes).toString('latin1'));
 

@@ -502,7 +502,7 @@ test('permission lost on the directory (EACCES checking the path) fails the writ
   const path = join(directory, 'app.log');
   const sink = openSink(t, { path });
   sink.write(Buffer.from(line(1)));
-  const denied = replaceFs('statSync', (original, ...args) => {
+  const denied = replaceFs('lstatSync', (original, ...args) => {
     if (args[0] === path) throw errnoError('EACCES', 'permission denied');
     return original(...args);
   });

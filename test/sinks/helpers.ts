@@ -49,7 +49,7 @@ export function lineNumbers(text: string): number[] {
     .map((entry) => (JSON.parse(entry) as { n: number }).n);
 }
 
-type FsFunctionName = 'ftruncateSync' | 'fdatasyncSync' | 'openSync' | 'statSync' | 'renameSync';
+type FsFunctionName = 'ftruncateSync' | 'fdatasyncSync' | 'openSync' | 'statSync' | 'lstatSync' | 'renameSync';
 
 /**
  * Replaces one node:fs function (also for modules that imported it by name)
