@@ -48,10 +48,10 @@ export class LineWriter {
     return this.lastError === null && this.unfinished === null;
   }
 
-  /** Why the output is not healthy, or null. */
+  /** Why the output is not healthy (the errno name: ENOSPC, ELOOP, EAGAIN for a stalled reader), or null. */
   get problem(): string | null {
-    if (this.unfinished !== null) return 'output_stalled';
-    return this.lastError === null ? null : `output_${this.lastError.code.toLowerCase()}`;
+    if (this.unfinished !== null) return 'EAGAIN';
+    return this.lastError === null ? null : this.lastError.code;
   }
 
   get description(): string {
