@@ -1,9 +1,11 @@
-// The sub-commands (SPEC §7): serve (default), sign, send, check-config.
-// Each returns its exit status; only main.ts touches the process.
+// The sub-commands: serve (default), sign, send, check-config, and
+// wait-healthy (for the unit's ExecStartPost=). Each returns its exit status;
+// only main.ts touches the process.
 
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import packageJson from '../package.json' with { type: 'json' };
-import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
+import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, loadListenAddress, parseArgs, type ParsedArgs, parseDuration, settingsHelp } from './config.ts';
+import { type JournalStreams, journalStreams } from './journal-stream.ts';
 import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
 import { signWebhook } from './livekit/sign.ts';
 
@@ -21,6 +23,18 @@ export interface CommandIo {
   readonly readText: (path: string) => string;
   /** The bytes of a file, or of standard input for `-`. */
   readonly readBytes: (path: string) => Buffer;
+  /** Whether stdout and stderr are the systemd journal (src/journal-stream.ts). */
+  readonly journal: JournalStreams;
+  /** Whether a process with this PID exists (wait-healthy watches the daemon's). */
+  readonly processExists: (pid: number) => boolean;
+}
+
+/** A command that ran but did not get what it was for (exit status 1); the message says why. */
+export class CommandFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandFailure';
+  }
 }
 
 const USAGE = `control-plane ${VERSION}: receives LiveKit webhooks, verifies them, writes OBS-00 JSON lines.
@@ -31,8 +45,16 @@ Usage:
   control-plane send [--url U] EVENT [--room NAME]
                                              send one signed sample webhook and print the answer
                                              (default URL http://127.0.0.1:8000/webhook)
-  control-plane check-config [flags]         validate the configuration, print a summary without secrets
+  control-plane check-config [--quiet] [flags]
+                                             validate the configuration, print a summary without secrets
+                                             (--quiet: print nothing unless it is wrong)
+  control-plane wait-healthy [--url U] [--timeout D] [flags]
+                                             wait until the daemon's /health answers 200 (default URL from
+                                             --host/--port, timeout 30s); under systemd also stop waiting
+                                             when $MAINPID is gone. Exit 0 healthy, 1 not.
   control-plane --help | --version
+
+A lone -- ends the flags: sign -- --body.json signs the file named --body.json.
 
 Events for send: ${SAMPLE_EVENTS.join(', ')}
 
@@ -41,18 +63,19 @@ ${settingsHelp()}
   LIVEKIT_API_KEY, LIVEKIT_API_SECRET        the key pair LiveKit signs webhooks with
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
-Exit status: 0 ok, 1 failure (send: the daemon did not answer 200), 2 bad configuration or usage.
+Exit status: 0 ok, 1 failure (send: the daemon did not answer 200; wait-healthy: not healthy in time), 2 bad configuration or usage.
 `;
 
-export type Command = 'serve' | 'sign' | 'send' | 'check-config';
-const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'check-config'];
+export type Command = 'serve' | 'sign' | 'send' | 'check-config' | 'wait-healthy';
+const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'check-config', 'wait-healthy'];
 
 /** Sub-command flags that are not daemon settings. */
 const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
   serve: {},
   sign: { '--key': 'string' },
   send: { '--url': 'string', '--room': 'string', '--key': 'string' },
-  'check-config': {},
+  'check-config': { '--quiet': 'boolean' },
+  'wait-healthy': { '--url': 'string', '--timeout': 'string' },
 };
 
 export interface ParsedCommand {
@@ -67,13 +90,16 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
   const first = argv[0];
   const command: Command = first !== undefined && (COMMANDS as readonly string[]).includes(first) ? (first as Command) : 'serve';
   const rest = command === first ? argv.slice(1) : argv;
-  const help = rest.includes('--help') || rest.includes('-h');
-  const version = rest.includes('--version');
+  // Only flags count: after `--`, `--help` is a file name.
+  const endOfFlags = rest.indexOf('--');
+  const flags = endOfFlags === -1 ? rest : rest.slice(0, endOfFlags);
+  const help = flags.includes('--help') || flags.includes('-h');
+  const version = flags.includes('--version');
   const parsed = parseArgs(
-    rest.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'),
+    [...flags.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'), ...(endOfFlags === -1 ? [] : rest.slice(endOfFlags))],
     COMMAND_FLAGS[command],
   );
-  if (command === 'serve' || command === 'check-config') {
+  if (command === 'serve' || command === 'check-config' || command === 'wait-healthy') {
     if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} (see --help)`);
   }
   return { command, parsed, help, version };
@@ -143,12 +169,92 @@ export async function sendCommand(parsed: ParsedArgs, io: CommandIo): Promise<nu
   }
 }
 
-/** `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via ConfigError. */
+/**
+ * `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via
+ * ConfigError. `--quiet` prints nothing on success: the unit's
+ * ExecReload= runs it, and its output would land in the journal.
+ */
 export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
   const config = configFrom(parsed, io);
+  if (parsed.values.has('--quiet')) return 0;
   io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
   return 0;
+}
+
+export const WAIT_HEALTHY_DEFAULT_TIMEOUT = '30s';
+/** Between two /health requests: the daemon is usually healthy ~75 ms after exec. */
+const WAIT_HEALTHY_POLL_MS = 20;
+/** One /health request may take this long before it counts as no answer. */
+const HEALTH_REQUEST_TIMEOUT_MS = 1000;
+
+/** The daemon's /health on this machine for its --host/--port: a wildcard address is reached on loopback. */
+export function defaultHealthUrl(host: string, port: number): string {
+  if (port === 0) throw new ConfigError('wait-healthy: --port is 0 (the daemon picks a free port): give --url');
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}/health`;
+}
+
+/**
+ * `wait-healthy [--url U] [--timeout D]`: polls /health until it answers
+ * 200 (exit 0), or fails (CommandFailure, exit 1) when the timeout passes
+ * or, under systemd, the daemon's main process ($MAINPID) is gone. The unit
+ * runs it as ExecStartPost=, so `systemctl start` returns only once the
+ * daemon answers, and fails when it cannot get there. Node cannot send
+ * sd_notify's datagram, and minimal systems have no curl: the executable
+ * waits for itself.
+ */
+export async function waitHealthyCommand(parsed: ParsedArgs, io: CommandIo, clock: () => number = () => performance.now()): Promise<number> {
+  const timeoutText = (parsed.values.get('--timeout') as string | undefined) ?? WAIT_HEALTHY_DEFAULT_TIMEOUT;
+  const timeoutMs = parseDuration(timeoutText);
+  if (timeoutMs === null) throw new ConfigError(`--timeout: ${JSON.stringify(timeoutText)} is not a duration such as 500ms, 30s or 2m`);
+  const given = parsed.values.get('--url') as string | undefined;
+  let url: string;
+  if (given === undefined) {
+    const { host, port } = loadListenAddress(parsed, io.env);
+    url = defaultHealthUrl(host, port);
+  } else {
+    try {
+      url = new URL(given).href;
+    } catch {
+      throw new ConfigError(`--url: ${JSON.stringify(given)} is not a URL`);
+    }
+  }
+  const mainPidText = io.env.MAINPID?.trim();
+  const mainPid = mainPidText && /^[1-9]\d*$/.test(mainPidText) ? Number(mainPidText) : null;
+
+  const started = clock();
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS) });
+      const body = await response.text();
+      if (response.status === 200) {
+        const elapsed = Math.round(clock() - started);
+        // Under systemd this would be a line of text in the unit's journal.
+        if (!io.journal.stdout) io.stdout(`healthy: ${url} answered 200 after ${elapsed} ms\n`);
+        return 0;
+      }
+      last = `${response.status} ${body.slice(0, 200)}`;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      last = cause?.code ?? (error as Error).name ?? String(error);
+    }
+    if (mainPid !== null && !io.processExists(mainPid)) {
+      throw new CommandFailure(`wait-healthy: the daemon (PID ${mainPid}) exited before ${url} answered 200 (last: ${last}); its own lines say why`);
+    }
+    if (clock() - started >= timeoutMs) throw new CommandFailure(`wait-healthy: ${url} did not answer 200 within ${timeoutText} (last: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, WAIT_HEALTHY_POLL_MS));
+  }
+}
+
+function fileIdentity(fd: number): { dev: bigint; ino: bigint } | null {
+  try {
+    const stats = fstatSync(fd, { bigint: true });
+    return { dev: stats.dev, ino: stats.ino };
+  } catch {
+    return null;
+  }
 }
 
 export function defaultIo(): CommandIo {
@@ -158,5 +264,15 @@ export function defaultIo(): CommandIo {
     stderr: (text) => process.stderr.write(text),
     readText: (path) => readFileSync(path, 'utf8'),
     readBytes: (path) => readFileSync(path === '-' ? 0 : path),
+    journal: journalStreams(process.env.JOURNAL_STREAM, fileIdentity),
+    processExists: (pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        // EPERM: it exists, under another user.
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
   };
 }

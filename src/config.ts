@@ -27,6 +27,9 @@ export interface Config {
   readonly maxBody: number;
   readonly clockToleranceMs: number;
   readonly maxConnections: number;
+  /** Where /metrics is served instead of the public port; null: on the public port. */
+  readonly metricsHost: string;
+  readonly metricsPort: number | null;
 }
 
 /** A setting that is missing, malformed or impossible: the program prints `message` and exits 2. */
@@ -37,7 +40,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path';
+type Kind = 'string' | 'port' | 'optional-port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path';
 
 interface Setting {
   readonly name: keyof Config | 'keysFile';
@@ -65,6 +68,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'maxBody', flag: '--max-body', env: 'CONTROL_PLANE_MAX_BODY', kind: 'size', default: '1M', help: 'largest webhook body accepted (K, M, G)' },
   { name: 'clockToleranceMs', flag: '--clock-tolerance', env: 'CONTROL_PLANE_CLOCK_TOLERANCE', kind: 'duration', default: '60s', help: 'allowed clock skew on the token exp/nbf (ms, s, m)' },
   { name: 'maxConnections', flag: '--max-connections', env: 'CONTROL_PLANE_MAX_CONNECTIONS', kind: 'count', default: '1024', help: 'open connections accepted at once; more are refused' },
+  { name: 'metricsPort', flag: '--metrics-port', env: 'CONTROL_PLANE_METRICS_PORT', kind: 'optional-port', default: '', help: 'serve /metrics on this port of --metrics-host instead of the public port (which then answers /metrics 404)' },
+  { name: 'metricsHost', flag: '--metrics-host', env: 'CONTROL_PLANE_METRICS_HOST', kind: 'string', default: '127.0.0.1', help: 'listen address of the --metrics-port listener' },
 ];
 
 /** LiveKit's own development key pair (`livekit-server --dev`). */
@@ -132,14 +137,19 @@ export interface ParsedArgs {
 /**
  * Splits argv into known flags and positionals. `extraFlags` lets a
  * sub-command accept its own flags (`--key`, `--url`, `--room`).
- * Accepts `--flag value` and `--flag=value`.
+ * Accepts `--flag value` and `--flag=value`; `--` ends the flags.
  */
 export function parseArgs(argv: readonly string[], extraFlags: Record<string, 'string' | 'boolean'> = {}): ParsedArgs {
   const values = new Map<string, string | true>();
   const positionals: string[] = [];
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
-    if (!argument.startsWith('--') || argument === '--') {
+    if (argument === '--') {
+      // The end of the flags, as in getopt: what follows is positional even if it starts with `--`.
+      positionals.push(...argv.slice(index + 1));
+      break;
+    }
+    if (!argument.startsWith('--')) {
       positionals.push(argument);
       continue;
     }
@@ -173,6 +183,11 @@ function convert(setting: Setting, raw: string, origin: string): unknown {
       const port = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : fail('a port number (0-65535)');
     }
+    case 'optional-port': {
+      if (raw.trim() === '') return null;
+      const port = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : fail('a port number (1-65535)');
+    }
     case 'boolean': {
       const value = parseBoolean(raw);
       return value ?? fail('a boolean (1/0, true/false)');
@@ -194,6 +209,24 @@ function convert(setting: Setting, raw: string, origin: string): unknown {
   }
 }
 
+/** One setting's value: the flag, else the environment variable, else the default. */
+function resolveSetting(setting: Setting, parsed: ParsedArgs, env: ConfigInput['env']): unknown {
+  const fromFlag = parsed.values.get(setting.flag);
+  const fromEnv = env[setting.env];
+  if (fromFlag !== undefined) return fromFlag === true ? true : convert(setting, fromFlag, setting.flag);
+  if (fromEnv !== undefined && fromEnv !== '') return convert(setting, fromEnv, setting.env);
+  return convert(setting, setting.default, setting.flag);
+}
+
+/**
+ * Only the listen address of the daemon (for `wait-healthy`, which runs
+ * beside it with the same flags and environment but needs no key).
+ */
+export function loadListenAddress(parsed: ParsedArgs, env: ConfigInput['env']): { host: string; port: number } {
+  const setting = (name: string): Setting => SETTINGS.find((candidate) => candidate.name === name)!;
+  return { host: resolveSetting(setting('host'), parsed, env) as string, port: resolveSetting(setting('port'), parsed, env) as number };
+}
+
 export interface ConfigInput {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -207,18 +240,12 @@ export interface ConfigInput {
  */
 export function loadConfig({ argv, env, readText }: ConfigInput, parsed: ParsedArgs = parseArgs(argv)): Config {
   const result: Record<string, unknown> = {};
-  for (const setting of SETTINGS) {
-    const fromFlag = parsed.values.get(setting.flag);
-    const fromEnv = env[setting.env];
-    if (fromFlag !== undefined) {
-      result[setting.name] = fromFlag === true ? true : convert(setting, fromFlag, setting.flag);
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      result[setting.name] = convert(setting, fromEnv, setting.env);
-    } else {
-      result[setting.name] = convert(setting, setting.default, setting.flag);
-    }
-  }
+  for (const setting of SETTINGS) result[setting.name] = resolveSetting(setting, parsed, env);
   if ((result.maxConnections as number) < 1) throw new ConfigError('--max-connections: must be at least 1');
+  if (result.metricsPort === null && (parsed.values.has('--metrics-host') || (env.CONTROL_PLANE_METRICS_HOST ?? '') !== '')) {
+    throw new ConfigError('--metrics-host: only applies with --metrics-port');
+  }
+  if (result.metricsPort !== null && result.metricsPort === result.port) throw new ConfigError(`--metrics-port: ${result.port} is already --port`);
   if ((result.logKeep as number) > 10_000) throw new ConfigError('--log-keep: at most 10000 rotated files');
   if (result.logFile === null) {
     for (const flag of ['--log-max-size', '--log-keep', '--log-compress', '--fsync']) {

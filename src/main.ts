@@ -1,11 +1,25 @@
 // argv + env → config → serve (or another sub-command). The only file that
 // touches the process: signals, exit codes, timers, stderr.
 
-import { checkConfigCommand, type CommandIo, configFrom, defaultIo, parseCommand, sendCommand, signCommand, usage, VERSION, versionText } from './cli.ts';
+import {
+  checkConfigCommand,
+  CommandFailure,
+  type CommandIo,
+  configFrom,
+  defaultIo,
+  parseCommand,
+  sendCommand,
+  signCommand,
+  usage,
+  VERSION,
+  versionText,
+  waitHealthyCommand,
+} from './cli.ts';
 import { type Config, ConfigError, type ParsedArgs } from './config.ts';
+import { MetricsListener } from './http/metrics-listener.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
-import type { ObsEvent } from './obs/schema.ts';
+import { type Level, type ObsEvent, PRIORITY_PREFIX } from './obs/schema.ts';
 import { SessionStore } from './obs/sessions.ts';
 import { WebhookServer } from './http/server.ts';
 import { FileSink } from './sinks/file.ts';
@@ -40,16 +54,32 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
         return await sendCommand(parsed, io);
       case 'check-config':
         return checkConfigCommand(parsed, io);
+      case 'wait-healthy':
+        return await waitHealthyCommand(parsed, io);
       case 'serve':
         return await serve(configFrom(parsed, io), parsed, io);
     }
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`control-plane: ${error.message}\n`);
+      refuse(io, error.message);
       return 2;
+    }
+    if (error instanceof CommandFailure) {
+      refuse(io, error.message);
+      return 1;
     }
     throw error;
   }
+}
+
+/**
+ * Why a command stops (exit 1 or 2): one plain line for a person at a
+ * terminal; under systemd a JSON line with its priority prefix, so the
+ * refusal to start is in `journalctl -o cat _SYSTEMD_UNIT=... | jq` and in
+ * `journalctl -p err` like everything else.
+ */
+function refuse(io: CommandIo, message: string): void {
+  io.stderr(io.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
 }
 
 function openSink(config: Config, reportProblem: (message: string) => void): Sink {
@@ -66,10 +96,12 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
  * What the daemon says on stderr once it runs. Under systemd stderr shares
  * the journal with the output, so it is JSON too: `journalctl -o cat | jq`
  * must not stop at a line of text. No `seq`: these lines are not part of
- * the output stream that `seq` counts.
+ * the output stream that `seq` counts. `priorityPrefix` when stderr is the
+ * journal: `journalctl -p` then sees the level.
  */
-function diagnosticLine(message: string, nowMs: number): string {
-  return `${JSON.stringify({ ts: new Date(nowMs).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message })}\n`;
+function diagnosticLine(message: string, nowMs: number, level: Level = 'warn', priorityPrefix = false): string {
+  const line = JSON.stringify({ ts: new Date(nowMs).toISOString(), level, component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message });
+  return `${priorityPrefix ? PRIORITY_PREFIX[level] : ''}${line}\n`;
 }
 
 function warning(detail: string): ObsEvent {
@@ -77,9 +109,12 @@ function warning(detail: string): ObsEvent {
 }
 
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
-  const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now()));
+  const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now(), 'warn', io.journal.stderr));
   const sink = openSink(config, reportProblem);
-  const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
+  const writer = new LineWriter(sink, {
+    redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined,
+    priorityPrefix: sink instanceof StdoutSink && io.journal.stdout,
+  });
   const sessions = new SessionStore();
   const recentIds = new RecentIds();
   let keys = new KeyRing(config.keys);
@@ -106,6 +141,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     sinkRotations: () => writer.rotations,
     outputHealthy: () => writer.healthy,
     evictedSessions: () => sessions.evictedSessions,
+    version: VERSION,
   });
   const server = new WebhookServer({
     pipeline: { keys: () => keys, insecureSkipVerify: config.insecureSkipVerify, clockToleranceMs: config.clockToleranceMs, recentIds, sessions },
@@ -114,24 +150,41 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     maxBody: config.maxBody,
     maxConnections: config.maxConnections,
     reportProblem,
+    servesMetrics: config.metricsPort === null,
   });
 
   let address: { host: string; port: number };
   try {
     address = await server.listen(config.port, config.host);
   } catch (error) {
-    io.stderr(`control-plane: --host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+    refuse(io, `--host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})`);
     writer.close();
+    metrics.close();
     return 2;
   }
+  const metricsListener = config.metricsPort === null ? null : new MetricsListener(metrics.registry);
+  let metricsAddress: { host: string; port: number } | null = null;
+  if (metricsListener) {
+    try {
+      metricsAddress = await metricsListener.listen(config.metricsPort!, config.metricsHost);
+    } catch (error) {
+      refuse(io, `--metrics-host/--metrics-port: cannot listen on ${config.metricsHost}:${config.metricsPort} (${(error as NodeJS.ErrnoException).code ?? error})`);
+      await server.shutdown(0);
+      writer.close();
+      metrics.close();
+      return 2;
+    }
+  }
+  const hostPort = ({ host, port }: { host: string; port: number }): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const started: ObsEvent = {
     level: 'info',
     event_type: 'control_plane.started',
     session_id: null,
     version: VERSION,
-    listen: `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+    listen: hostPort(address),
     sink: writer.description,
     key_ids: keys.keyIds,
+    ...(metricsAddress ? { detail: `/metrics on ${hostPort(metricsAddress)}` } : {}),
   };
   const startFailure = writer.write([started, ...startupWarnings]);
   if (startFailure) reportProblem(`cannot write the start line (${startFailure.code}); serving anyway, /health reports degraded`);
@@ -179,7 +232,8 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
-      await server.shutdown(SHUTDOWN_GRACE_MS);
+      await Promise.all([server.shutdown(SHUTDOWN_GRACE_MS), metricsListener?.close()]);
+      metrics.close();
       for (const timer of timers) clearInterval(timer);
       server.flushRejectionSummaries();
       saveStateNow();
@@ -196,7 +250,11 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   });
 }
 
-main(process.argv.slice(2)).then(
+// `ps`, `top` and `systemctl status` name the process after the program,
+// not after the runtime (`node-MainThread`).
+process.title = 'control-plane';
+const processIo = defaultIo();
+main(process.argv.slice(2), processIo).then(
   (code) => {
     process.exitCode = code;
     // Normally the loop is empty now and the process exits by itself, after
@@ -204,7 +262,8 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 2000).unref();
   },
   (error: unknown) => {
-    process.stderr.write(`control-plane: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+    const message = `fatal: ${error instanceof Error ? error.stack : String(error)}`;
+    process.stderr.write(processIo.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
     process.exit(1);
   },
 );

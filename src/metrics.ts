@@ -8,7 +8,8 @@
 // metrics use the names every Prometheus client library exports
 // (`process_resident_memory_bytes`, ...) so stock dashboards work.
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -217,6 +218,59 @@ export class SampledMetric implements Metric {
   }
 }
 
+/** A constant 1 whose labels carry the facts, Prometheus's `_info` idiom (`control_plane_build_info{version=...}`). */
+export class InfoMetric implements Metric {
+  private readonly text: string;
+
+  constructor(readonly name: string, help: string, labels: Labels) {
+    checkNames(name, Object.keys(labels));
+    const rendered = Object.entries(labels)
+      .map(([label, value]) => `${label}="${escapeLabelValue(value)}"`)
+      .join(',');
+    this.text = `${header(name, help, 'gauge')}${name}{${rendered}} 1\n`;
+  }
+
+  render(): string {
+    return this.text;
+  }
+}
+
+/** monitorEventLoopDelay's default sampling period. */
+const LAG_RESOLUTION_MS = 10;
+
+/**
+ * How late the event loop runs timers (perf_hooks.monitorEventLoopDelay,
+ * sampled every LAG_RESOLUTION_MS): a loop blocked by a long synchronous
+ * step (a big state file, a full stdout pipe) delays every webhook behind
+ * it. Three gauges over the time since the previous scrape (the histogram
+ * starts afresh at each), in seconds, as prom-client names them.
+ */
+export class EventLoopLag implements Metric {
+  readonly name = 'nodejs_eventloop_lag_seconds';
+  private readonly histogram: IntervalHistogram;
+
+  constructor(resolutionMs = LAG_RESOLUTION_MS) {
+    this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+    this.histogram.enable();
+  }
+
+  render(): string {
+    const histogram = this.histogram;
+    const empty = histogram.count === 0;
+    const seconds = (nanoseconds: number): string => formatValue(empty ? 0 : nanoseconds / 1e9);
+    const text =
+      `${header('nodejs_eventloop_lag_p50_seconds', 'Event loop lag, median since the previous scrape.', 'gauge')}nodejs_eventloop_lag_p50_seconds ${seconds(histogram.percentile(50))}\n` +
+      `${header('nodejs_eventloop_lag_p99_seconds', 'Event loop lag, 99th percentile since the previous scrape.', 'gauge')}nodejs_eventloop_lag_p99_seconds ${seconds(histogram.percentile(99))}\n` +
+      `${header('nodejs_eventloop_lag_max_seconds', 'Event loop lag, the largest since the previous scrape.', 'gauge')}nodejs_eventloop_lag_max_seconds ${seconds(histogram.max)}\n`;
+    histogram.reset();
+    return text;
+  }
+
+  close(): void {
+    this.histogram.disable();
+  }
+}
+
 export interface HistogramSnapshot {
   /** Cumulative counts per upper bound, `+Inf` last. */
   readonly buckets: ReadonlyArray<readonly [number, number]>;
@@ -311,11 +365,24 @@ export interface MetricSources {
   readonly outputHealthy: () => boolean;
   /** Open sessions forgotten by the store's idle timeout or cap (registered only when given). */
   readonly evictedSessions?: () => number;
+  /** The program's version, for control_plane_build_info (registered only when given). */
+  readonly version?: string;
 }
 
 function openFileDescriptors(): number | undefined {
   try {
     return readdirSync('/proc/self/fd').length - 1; // minus the one readdir itself holds
+  } catch {
+    return undefined;
+  }
+}
+
+/** The soft limit on open files (`Max open files` in /proc/self/limits), or undefined where there is none to read. */
+export function maxFileDescriptors(limits: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits());
+    if (!match) return undefined;
+    return match[1] === 'unlimited' ? Infinity : Number(match[1]);
   } catch {
     return undefined;
   }
@@ -345,6 +412,7 @@ export class DaemonMetrics {
   );
   readonly connectionsRefused = this.registry.register(new Counter('control_plane_connections_refused_total', 'Connections refused at --max-connections because every open one was busy.'));
   readonly keyReloads = this.registry.register(new Counter('control_plane_key_reloads_total', 'Keys file reloads on SIGHUP, by result (success, failure: the previous keys stay in use).', ['result']));
+  private readonly eventLoopLag = new EventLoopLag();
 
   constructor(sources: MetricSources) {
     const sampled = (name: string, help: string, type: 'gauge' | 'counter', read: () => number) => this.registry.register(new SampledMetric(name, help, type, read));
@@ -363,7 +431,17 @@ export class DaemonMetrics {
       return (usage.user + usage.system) / 1e6;
     });
     if (openFileDescriptors() !== undefined) sampled('process_open_fds', 'Open file descriptors (sockets included).', 'gauge', () => openFileDescriptors() ?? NaN);
+    if (maxFileDescriptors() !== undefined) sampled('process_max_fds', 'Maximum number of open file descriptors (the soft limit).', 'gauge', () => maxFileDescriptors() ?? NaN);
     sampled('nodejs_heap_size_used_bytes', 'V8 heap in use.', 'gauge', () => process.memoryUsage().heapUsed);
     sampled('nodejs_external_memory_bytes', 'Memory outside the V8 heap held by JavaScript objects (buffers).', 'gauge', () => process.memoryUsage().external);
+    this.registry.register(this.eventLoopLag);
+    if (sources.version !== undefined) {
+      this.registry.register(new InfoMetric('control_plane_build_info', 'The running version and its Node.js runtime; always 1.', { version: sources.version, node: process.version }));
+    }
+  }
+
+  /** Stops sampling the event loop (at shutdown; the sampler never keeps the process alive). */
+  close(): void {
+    this.eventLoopLag.close();
   }
 }

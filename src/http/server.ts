@@ -92,6 +92,8 @@ export interface ServerOptions {
   /** Where to report things the output itself cannot carry (the output failing). */
   readonly reportProblem: (message: string) => void;
   readonly clock?: () => number;
+  /** false when /metrics has its own listener (--metrics-port): this port then answers /metrics 404. */
+  readonly servesMetrics?: boolean;
 }
 
 /** One POST /webhook, from its headers to its answer. */
@@ -377,7 +379,7 @@ export class WebhookServer {
       if (method === 'GET' || method === 'HEAD') return this.health(request, response, method === 'HEAD');
       return this.refuse(request, response, 405, 'method_not_allowed', { Allow: 'GET, HEAD' });
     }
-    if (path === '/metrics') {
+    if (path === '/metrics' && this.options.servesMetrics !== false) {
       if (method === 'GET' || method === 'HEAD') {
         request.resume();
         const body = this.options.metrics.registry.render();

@@ -47,6 +47,13 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 export type Level = 'info' | 'warn' | 'error';
 
+/**
+ * Each level's syslog priority as the `<n>` line prefix journald reads
+ * (SyslogLevelPrefix=, on by default) and strips: `journalctl -p warning`
+ * then filters by level, and `-o cat` shows the bare JSON.
+ */
+export const PRIORITY_PREFIX: Readonly<Record<Level, string>> = Object.freeze({ error: '<3>', warn: '<4>', info: '<6>' });
+
 export type FieldValue = string | number | boolean | readonly string[];
 
 /** The event's own fields, in the order they are written (SPEC §4). */
@@ -160,6 +167,7 @@ const TYPE_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries(
   EVENT_TYPES.map((type) => [type, latin1(`","component":"${COMPONENT}","event_type":"${type}","session_id":`)]),
 );
 const LEVEL_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(`,"level":"${level}`)]));
+const PRIORITY_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(PRIORITY_PREFIX[level])]));
 const SEQ_PART = latin1('","seq":');
 const NULL_PART = latin1('null');
 const TRUE_PART = latin1('true');
@@ -195,6 +203,15 @@ export class LineEncoder {
   private tsPart: Uint8Array = new Uint8Array(0);
   /** FIELD_ORDER indexes of the line being encoded (reused). */
   private readonly present: number[] = [];
+  private readonly priorityPrefix: boolean;
+
+  /**
+   * `priorityPrefix`: start each line with its level's PRIORITY_PREFIX, for
+   * a stdout that is the journal (never for a file: the prefix is not JSON).
+   */
+  constructor(options: { priorityPrefix?: boolean } = {}) {
+    this.priorityPrefix = options.priorityPrefix ?? false;
+  }
 
   /** Forgets the lines encoded so far. */
   clear(): void {
@@ -218,6 +235,7 @@ export class LineEncoder {
       this.tsPart = part;
     }
     this.reserve(LINE_HEADROOM);
+    if (this.priorityPrefix) this.copy(PRIORITY_PARTS[event.level]!);
     this.copy(this.tsPart);
     this.copy(SEQ_PART);
     this.number(seq);

@@ -13,14 +13,16 @@ export class LineWriter {
   private readonly sink: Sink;
   private readonly redact: Redactor | undefined;
   private readonly clock: () => number;
-  private readonly encoder = new LineEncoder();
+  private readonly encoder: LineEncoder;
   /** The error of the last failed write, until a write succeeds (drives /health). */
   lastError: SinkWriteError | null = null;
 
-  constructor(sink: Sink, options: { redact?: Redactor; clock?: () => number } = {}) {
+  /** `priorityPrefix`: the sink is stdout and stdout is the journal (LineEncoder). */
+  constructor(sink: Sink, options: { redact?: Redactor; clock?: () => number; priorityPrefix?: boolean } = {}) {
     this.sink = sink;
     this.redact = options.redact;
     this.clock = options.clock ?? Date.now;
+    this.encoder = new LineEncoder({ priorityPrefix: options.priorityPrefix });
   }
 
   get healthy(): boolean {
