@@ -1,10 +1,10 @@
-// The sub-commands: serve (default), sign, send, check-config, and
-// wait-healthy (for the unit's ExecStartPost=). Each returns its exit status;
+// The sub-commands: serve (default), sign, send, check-config, and for the
+// unit, wait-healthy (ExecStartPost=) and reload (ExecReload=). Each returns its exit status;
 // only main.ts touches the process.
 
 import { fstatSync, readFileSync } from 'node:fs';
 import packageJson from '../package.json' with { type: 'json' };
-import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, loadListenAddress, parseArgs, type ParsedArgs, parseDuration, settingsHelp } from './config.ts';
+import { type Config, ConfigError, describeConfig, type KeyPair, loadAddresses, loadConfig, parseArgs, type ParsedArgs, parseDuration, settingsHelp } from './config.ts';
 import { type JournalStreams, journalStreams } from './journal-stream.ts';
 import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
 import { signWebhook } from './livekit/sign.ts';
@@ -27,6 +27,8 @@ export interface CommandIo {
   readonly journal: JournalStreams;
   /** Whether a process with this PID exists (wait-healthy watches the daemon's). */
   readonly processExists: (pid: number) => boolean;
+  /** Sends a signal to a process; throws (ESRCH, EPERM) when it cannot. */
+  readonly signal: (pid: number, signal: NodeJS.Signals) => void;
 }
 
 /** A command that ran but did not get what it was for (exit status 1); the message says why. */
@@ -52,6 +54,10 @@ Usage:
                                              wait until the daemon's /health answers 200 (default URL from
                                              --host/--port, timeout 30s); under systemd also stop waiting
                                              when $MAINPID is gone. Exit 0 healthy, 1 not.
+  control-plane reload [--pid P] [--timeout D] [flags]
+                                             SIGHUP the daemon (P, or systemd's $MAINPID) and wait until it
+                                             reports its keys file reloaded (exit 0) or not (exit 1: it keeps
+                                             its previous keys)
   control-plane --help | --version
 
 A lone -- ends the flags: sign -- --body.json signs the file named --body.json.
@@ -63,11 +69,11 @@ ${settingsHelp()}
   LIVEKIT_API_KEY, LIVEKIT_API_SECRET        the key pair LiveKit signs webhooks with
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
-Exit status: 0 ok, 1 failure (send: the daemon did not answer 200; wait-healthy: not healthy in time), 2 bad configuration or usage.
+Exit status: 0 ok, 1 failure (send: the daemon did not answer 200; wait-healthy: not healthy in time; reload: the keys did not load), 2 bad configuration or usage.
 `;
 
-export type Command = 'serve' | 'sign' | 'send' | 'check-config' | 'wait-healthy';
-const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'check-config', 'wait-healthy'];
+export type Command = 'serve' | 'sign' | 'send' | 'check-config' | 'wait-healthy' | 'reload';
+const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'check-config', 'wait-healthy', 'reload'];
 
 /** Sub-command flags that are not daemon settings. */
 const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
@@ -76,6 +82,7 @@ const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
   send: { '--url': 'string', '--room': 'string', '--key': 'string' },
   'check-config': { '--quiet': 'boolean' },
   'wait-healthy': { '--url': 'string', '--timeout': 'string' },
+  reload: { '--pid': 'string', '--timeout': 'string' },
 };
 
 export interface ParsedCommand {
@@ -99,7 +106,7 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
     [...flags.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'), ...(endOfFlags === -1 ? [] : rest.slice(endOfFlags))],
     COMMAND_FLAGS[command],
   );
-  if (command === 'serve' || command === 'check-config' || command === 'wait-healthy') {
+  if (command !== 'sign' && command !== 'send') {
     if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} (see --help)`);
   }
   return { command, parsed, help, version };
@@ -188,11 +195,23 @@ const WAIT_HEALTHY_POLL_MS = 20;
 /** One /health request may take this long before it counts as no answer. */
 const HEALTH_REQUEST_TIMEOUT_MS = 1000;
 
-/** The daemon's /health on this machine for its --host/--port: a wildcard address is reached on loopback. */
+/** An address the daemon listens on, as a URL base on this machine: a wildcard address is reached on loopback. */
+function localBase(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** The daemon's /health for its --host/--port. */
 export function defaultHealthUrl(host: string, port: number): string {
   if (port === 0) throw new ConfigError('wait-healthy: --port is 0 (the daemon picks a free port): give --url');
-  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}/health`;
+  return `${localBase(host, port)}/health`;
+}
+
+function durationFlag(parsed: ParsedArgs, fallback: string): { text: string; ms: number } {
+  const text = (parsed.values.get('--timeout') as string | undefined) ?? fallback;
+  const ms = parseDuration(text);
+  if (ms === null) throw new ConfigError(`--timeout: ${JSON.stringify(text)} is not a duration such as 500ms, 30s or 2m`);
+  return { text, ms };
 }
 
 /**
@@ -205,13 +224,11 @@ export function defaultHealthUrl(host: string, port: number): string {
  * waits for itself.
  */
 export async function waitHealthyCommand(parsed: ParsedArgs, io: CommandIo, clock: () => number = () => performance.now()): Promise<number> {
-  const timeoutText = (parsed.values.get('--timeout') as string | undefined) ?? WAIT_HEALTHY_DEFAULT_TIMEOUT;
-  const timeoutMs = parseDuration(timeoutText);
-  if (timeoutMs === null) throw new ConfigError(`--timeout: ${JSON.stringify(timeoutText)} is not a duration such as 500ms, 30s or 2m`);
+  const { text: timeoutText, ms: timeoutMs } = durationFlag(parsed, WAIT_HEALTHY_DEFAULT_TIMEOUT);
   const given = parsed.values.get('--url') as string | undefined;
   let url: string;
   if (given === undefined) {
-    const { host, port } = loadListenAddress(parsed, io.env);
+    const { host, port } = loadAddresses(parsed, io.env);
     url = defaultHealthUrl(host, port);
   } else {
     try {
@@ -248,6 +265,94 @@ export async function waitHealthyCommand(parsed: ParsedArgs, io: CommandIo, cloc
   }
 }
 
+export const RELOAD_DEFAULT_TIMEOUT = '10s';
+
+interface ReloadCounts {
+  readonly success: number;
+  readonly failure: number;
+}
+
+/** control_plane_key_reloads_total by result, from the Prometheus text. */
+export function reloadCounts(metricsText: string): ReloadCounts | null {
+  const count = (result: string): number | null => {
+    const match = new RegExp(`^control_plane_key_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(metricsText);
+    return match ? Number(match[1]) : null;
+  };
+  const success = count('success');
+  const failure = count('failure');
+  return success === null || failure === null ? null : { success, failure };
+}
+
+/**
+ * `reload [--pid P] [--timeout D]`: what `systemctl reload` runs. It sends
+ * SIGHUP to the daemon (P, or $MAINPID under systemd) and, when there is a
+ * keys file, waits until the daemon's own reload counter
+ * (control_plane_key_reloads_total on /metrics) says whether the keys
+ * loaded: exit 0, or CommandFailure (exit 1) while the daemon keeps its
+ * previous keys. It asks the daemon rather than reading the keys file
+ * itself because under systemd it cannot: credentials are not mounted for
+ * ExecReload= (systemd#35227), and what counts is what the daemon loaded.
+ */
+export async function reloadCommand(parsed: ParsedArgs, io: CommandIo, clock: () => number = () => performance.now()): Promise<number> {
+  const { text: timeoutText, ms: timeoutMs } = durationFlag(parsed, RELOAD_DEFAULT_TIMEOUT);
+  const pidText = ((parsed.values.get('--pid') as string | undefined) ?? io.env.MAINPID ?? '').trim();
+  if (!/^[1-9]\d*$/.test(pidText)) throw new ConfigError('reload: give the daemon\'s --pid (systemd sets $MAINPID for ExecReload=)');
+  const pid = Number(pidText);
+  const addresses = loadAddresses(parsed, io.env);
+  const sighup = (): void => {
+    try {
+      io.signal(pid, 'SIGHUP');
+    } catch (error) {
+      throw new CommandFailure(`reload: cannot signal PID ${pid} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+  };
+  const say = (text: string): void => {
+    if (!io.journal.stdout) io.stdout(`${text}\n`);
+  };
+  if (addresses.keysFile === null) {
+    // Nothing to check: the log file is reopened, which cannot fail here (a failure shows on the next write).
+    sighup();
+    say(`reload: SIGHUP sent to ${pid} (log file reopened; no keys file configured)`);
+    return 0;
+  }
+  const metricsUrl =
+    addresses.metricsPort === null
+      ? `${localBase(addresses.host, addresses.port)}/metrics`
+      : `${localBase(addresses.metricsHost, addresses.metricsPort)}/metrics`;
+  const scrape = async (): Promise<ReloadCounts> => {
+    let text: string;
+    try {
+      const response = await fetch(metricsUrl, { signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS) });
+      text = await response.text();
+      if (response.status !== 200) throw new CommandFailure(`reload: ${metricsUrl} answered ${response.status}`);
+    } catch (error) {
+      if (error instanceof CommandFailure) throw error;
+      const cause = (error as { cause?: { code?: string } }).cause;
+      throw new CommandFailure(`reload: cannot read ${metricsUrl} (${cause?.code ?? (error as Error).name}) to learn whether the keys loaded`);
+    }
+    const counts = reloadCounts(text);
+    if (counts === null) throw new CommandFailure(`reload: ${metricsUrl} has no control_plane_key_reloads_total`);
+    return counts;
+  };
+
+  const before = await scrape();
+  sighup();
+  const started = clock();
+  for (;;) {
+    const now = await scrape();
+    if (now.failure > before.failure) {
+      throw new CommandFailure(`reload: the keys file ${addresses.keysFile} did not load; the daemon keeps its previous keys (its control_plane.warning line says why)`);
+    }
+    if (now.success > before.success) {
+      say(`reload: keys file ${addresses.keysFile} reloaded`);
+      return 0;
+    }
+    if (!io.processExists(pid)) throw new CommandFailure(`reload: the daemon (PID ${pid}) exited`);
+    if (clock() - started >= timeoutMs) throw new CommandFailure(`reload: the daemon reported no reload within ${timeoutText}`);
+    await new Promise((resolve) => setTimeout(resolve, WAIT_HEALTHY_POLL_MS));
+  }
+}
+
 function fileIdentity(fd: number): { dev: bigint; ino: bigint } | null {
   try {
     const stats = fstatSync(fd, { bigint: true });
@@ -274,5 +379,6 @@ export function defaultIo(): CommandIo {
         return (error as NodeJS.ErrnoException).code === 'EPERM';
       }
     },
+    signal: (pid, signal) => process.kill(pid, signal),
   };
 }

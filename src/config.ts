@@ -218,13 +218,30 @@ function resolveSetting(setting: Setting, parsed: ParsedArgs, env: ConfigInput['
   return convert(setting, setting.default, setting.flag);
 }
 
+/** Where the daemon listens and whether it has a keys file: what `wait-healthy` and `reload` need to find it. */
+export interface DaemonAddresses {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number | null;
+  readonly keysFile: string | null;
+}
+
 /**
- * Only the listen address of the daemon (for `wait-healthy`, which runs
- * beside it with the same flags and environment but needs no key).
+ * The daemon's addresses as it reads them, without the rest of the
+ * configuration (no key needed): `wait-healthy` and `reload` run beside the
+ * daemon with its flags and environment but, under systemd, without its
+ * credentials.
  */
-export function loadListenAddress(parsed: ParsedArgs, env: ConfigInput['env']): { host: string; port: number } {
-  const setting = (name: string): Setting => SETTINGS.find((candidate) => candidate.name === name)!;
-  return { host: resolveSetting(setting('host'), parsed, env) as string, port: resolveSetting(setting('port'), parsed, env) as number };
+export function loadAddresses(parsed: ParsedArgs, env: ConfigInput['env']): DaemonAddresses {
+  const value = (name: string): unknown => resolveSetting(SETTINGS.find((candidate) => candidate.name === name)!, parsed, env);
+  return {
+    host: value('host') as string,
+    port: value('port') as number,
+    metricsHost: value('metricsHost') as string,
+    metricsPort: value('metricsPort') as number | null,
+    keysFile: value('keysFile') as string | null,
+  };
 }
 
 export interface ConfigInput {

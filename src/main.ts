@@ -8,6 +8,7 @@ import {
   configFrom,
   defaultIo,
   parseCommand,
+  reloadCommand,
   sendCommand,
   signCommand,
   usage,
@@ -56,6 +57,8 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
         return checkConfigCommand(parsed, io);
       case 'wait-healthy':
         return await waitHealthyCommand(parsed, io);
+      case 'reload':
+        return await reloadCommand(parsed, io);
       case 'serve':
         return await serve(configFrom(parsed, io), parsed, io);
     }

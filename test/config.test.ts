@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, loadListenAddress, parseArgs, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
+import { ConfigError, loadConfig, loadAddresses, parseArgs, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
 
 const KEY_ENV = { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 's3cret' };
 const noFiles = (path: string): string => {
@@ -160,8 +160,14 @@ describe('the command line: -- and the metrics listener', () => {
     assert.match(refusal(['--metrics-port', 'x']), /--metrics-port/);
   });
 
-  test('loadListenAddress reads --host/--port like the daemon, without needing a key', () => {
-    assert.deepEqual(loadListenAddress(parseArgs([]), {}), { host: '0.0.0.0', port: 8000 });
-    assert.deepEqual(loadListenAddress(parseArgs(['--port', '9001']), { HOST: '127.0.0.2', PORT: '9999' }), { host: '127.0.0.2', port: 9001 });
+  test('loadAddresses reads the addresses and the keys file like the daemon, without needing a key', () => {
+    assert.deepEqual(loadAddresses(parseArgs([]), {}), { host: '0.0.0.0', port: 8000, metricsHost: '127.0.0.1', metricsPort: null, keysFile: null });
+    assert.deepEqual(loadAddresses(parseArgs(['--port', '9001', '--metrics-port', '9100']), { HOST: '127.0.0.2', PORT: '9999', LIVEKIT_KEYS_FILE: '/k' }), {
+      host: '127.0.0.2',
+      port: 9001,
+      metricsHost: '127.0.0.1',
+      metricsPort: 9100,
+      keysFile: '/k',
+    });
   });
 });

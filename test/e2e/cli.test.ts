@@ -16,7 +16,7 @@ describe('command line', () => {
     assert.match(stdout, /^control-plane \d+\.\d+\.\d+ \(node v\d+\.\d+\.\d+\)\n$/);
   });
 
-  for (const command of ['serve', 'sign', 'send', 'check-config', 'wait-healthy']) {
+  for (const command of ['serve', 'sign', 'send', 'check-config', 'wait-healthy', 'reload']) {
     test(`${command} --help and --version work`, async () => {
       const help = await runProgram([command, '--help']);
       assert.equal(help.code, 0);
