@@ -97,7 +97,12 @@ fi
 [ -f "$unit_source" ] || die "missing $unit_source"
 
 put "$binary" "$bin_path" 0755
-put "$unit_source" "$unit_path" 0644
+# The unit names /usr/bin/control-plane, where the Debian package puts it;
+# here the executable lives in /usr/local/bin.
+unit_file=$(mktemp)
+trap 'rm -f "$unit_file"' EXIT
+sed "s#/usr/bin/control-plane#$bin_path#g" "$unit_source" > "$unit_file"
+put "$unit_file" "$unit_path" 0644
 if [ -f "$logrotate_source" ]; then
   put "$logrotate_source" "$logrotate_path" 0644
 else

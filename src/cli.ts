@@ -1,11 +1,13 @@
 // The sub-commands: serve (default), sign, send, simulate, report,
-// check-config. Each returns its exit status; only main.ts touches the
+// check-config, and for the unit, wait-healthy (ExecStartPost=) and reload
+// (ExecReload=). Each returns its exit status; only main.ts touches the
 // process (its signals, streams and exit code).
 
-import { readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import packageJson from '../package.json' with { type: 'json' };
-import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
+import { type Config, ConfigError, describeConfig, type KeyPair, loadAddresses, loadConfig, parseArgs, type ParsedArgs, parseDuration, settingsHelp } from './config.ts';
+import { type JournalStreams, journalStreams } from './journal-stream.ts';
 import { encodeBody, envelope, type JsonObject, roomJson, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
 import { findScenario, SCENARIOS, type ScenarioRun, SIMULATED_ROOM_PREFIX } from './livekit/scenarios.ts';
 import { signWebhook } from './livekit/sign.ts';
@@ -29,6 +31,20 @@ export interface CommandIo {
   readonly readMode: (path: string) => number;
   /** The bytes of a file, or of standard input for `-`. */
   readonly readBytes: (path: string) => Buffer;
+  /** Whether stdout and stderr are the systemd journal (src/journal-stream.ts). */
+  readonly journal: JournalStreams;
+  /** Whether a process with this PID exists (wait-healthy watches the daemon's). */
+  readonly processExists: (pid: number) => boolean;
+  /** Sends a signal to a process; throws (ESRCH, EPERM) when it cannot. */
+  readonly signal: (pid: number, signal: NodeJS.Signals) => void;
+}
+
+/** A command that ran but did not get what it was for (exit status 1); the message says why. */
+export class CommandFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandFailure';
+  }
 }
 
 const USAGE = `control-plane ${VERSION}: receives LiveKit webhooks, verifies them, writes OBS-00 JSON lines.
@@ -45,8 +61,20 @@ Usage:
   control-plane report [--json] [--calls] [FILE...]
                                              calls, outcomes, answer rate, talk time, trunk failures and
                                              sessions from OBS-00 lines (files, .gz too, or standard input)
-  control-plane check-config [flags]         validate the configuration, print a summary without secrets
+  control-plane check-config [--quiet] [flags]
+                                             validate the configuration, print a summary without secrets
+                                             (--quiet: print nothing unless it is wrong)
+  control-plane wait-healthy [--url U] [--timeout D] [flags]
+                                             wait until the daemon's /health answers 200 (default URL from
+                                             --host/--port, timeout 30s); under systemd also stop waiting
+                                             when $MAINPID is gone. Exit 0 healthy, 1 not.
+  control-plane reload [--pid P] [--timeout D] [flags]
+                                             SIGHUP the daemon (P, or systemd's $MAINPID) and wait until it
+                                             reports its keys file reloaded (exit 0) or not (exit 1: it keeps
+                                             its previous keys)
   control-plane --help | --version
+
+A lone -- ends the flags: sign -- --body.json signs the file named --body.json.
 
 Events for send: ${SAMPLE_EVENTS.join(', ')}
 
@@ -58,12 +86,12 @@ ${settingsHelp()}
   LIVEKIT_API_KEY, LIVEKIT_API_SECRET        the key pair LiveKit signs webhooks with
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
-Exit status: 0 ok, 1 failure (send, simulate: the daemon did not answer 200; report: an input could not be read to its end),
-2 bad configuration or usage.
+Exit status: 0 ok, 1 failure (send, simulate: the daemon did not answer 200; report: an input could not be read to its end;
+wait-healthy: not healthy in time; reload: the keys did not load), 2 bad configuration or usage.
 `;
 
-export type Command = 'serve' | 'sign' | 'send' | 'simulate' | 'report' | 'check-config';
-const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'simulate', 'report', 'check-config'];
+export type Command = 'serve' | 'sign' | 'send' | 'simulate' | 'report' | 'check-config' | 'wait-healthy' | 'reload';
+const COMMANDS: readonly Command[] = ['serve', 'sign', 'send', 'simulate', 'report', 'check-config', 'wait-healthy', 'reload'];
 
 /** Sub-command flags that are not daemon settings. */
 const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
@@ -72,7 +100,9 @@ const COMMAND_FLAGS: Record<Command, Record<string, 'string' | 'boolean'>> = {
   send: { '--url': 'string', '--room': 'string', '--key': 'string' },
   simulate: { '--url': 'string', '--speed': 'string', '--key': 'string' },
   report: { '--json': 'boolean', '--calls': 'boolean' },
-  'check-config': {},
+  'check-config': { '--quiet': 'boolean' },
+  'wait-healthy': { '--url': 'string', '--timeout': 'string' },
+  reload: { '--pid': 'string', '--timeout': 'string' },
 };
 
 export interface ParsedCommand {
@@ -87,13 +117,16 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
   const first = argv[0];
   const command: Command = first !== undefined && (COMMANDS as readonly string[]).includes(first) ? (first as Command) : 'serve';
   const rest = command === first ? argv.slice(1) : argv;
-  const help = rest.includes('--help') || rest.includes('-h');
-  const version = rest.includes('--version');
+  // Only flags count: after `--`, `--help` is a file name.
+  const endOfFlags = rest.indexOf('--');
+  const flags = endOfFlags === -1 ? rest : rest.slice(0, endOfFlags);
+  const help = flags.includes('--help') || flags.includes('-h');
+  const version = flags.includes('--version');
   const parsed = parseArgs(
-    rest.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'),
+    [...flags.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'), ...(endOfFlags === -1 ? [] : rest.slice(endOfFlags))],
     COMMAND_FLAGS[command],
   );
-  if (command === 'serve' || command === 'check-config') {
+  if (command !== 'sign' && command !== 'send') {
     if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} (see --help)`);
   }
   return { command, parsed, help, version };
@@ -366,13 +399,191 @@ export async function reportCommand(parsed: ParsedArgs, io: CommandIo, streams: 
   return status;
 }
 
-/** `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via ConfigError. */
+/**
+ * `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via
+ * ConfigError. `--quiet` prints nothing on success: the unit's
+ * ExecReload= runs it, and its output would land in the journal.
+ */
 export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
   const config = configFrom(parsed, io);
+  if (parsed.values.has('--quiet')) return 0;
   io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
   for (const warning of config.warnings) io.stderr(`warning: ${warning}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
   return 0;
+}
+
+export const WAIT_HEALTHY_DEFAULT_TIMEOUT = '30s';
+/** Between two /health requests: the daemon is usually healthy ~75 ms after exec. */
+const WAIT_HEALTHY_POLL_MS = 20;
+/** One /health request may take this long before it counts as no answer. */
+const HEALTH_REQUEST_TIMEOUT_MS = 1000;
+
+/** An address the daemon listens on, as a URL base on this machine: a wildcard address is reached on loopback. */
+function localBase(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** The daemon's /health for its --host/--port. */
+export function defaultHealthUrl(host: string, port: number): string {
+  if (port === 0) throw new ConfigError('wait-healthy: --port is 0 (the daemon picks a free port): give --url');
+  return `${localBase(host, port)}/health`;
+}
+
+function durationFlag(parsed: ParsedArgs, fallback: string): { text: string; ms: number } {
+  const text = (parsed.values.get('--timeout') as string | undefined) ?? fallback;
+  const ms = parseDuration(text);
+  if (ms === null) throw new ConfigError(`--timeout: ${JSON.stringify(text)} is not a duration such as 500ms, 30s or 2m`);
+  return { text, ms };
+}
+
+/**
+ * `wait-healthy [--url U] [--timeout D]`: polls /health until it answers
+ * 200 (exit 0), or fails (CommandFailure, exit 1) when the timeout passes
+ * or, under systemd, the daemon's main process ($MAINPID) is gone. The unit
+ * runs it as ExecStartPost=, so `systemctl start` returns only once the
+ * daemon answers, and fails when it cannot get there. Node cannot send
+ * sd_notify's datagram, and minimal systems have no curl: the executable
+ * waits for itself.
+ */
+export async function waitHealthyCommand(parsed: ParsedArgs, io: CommandIo, clock: () => number = () => performance.now()): Promise<number> {
+  const { text: timeoutText, ms: timeoutMs } = durationFlag(parsed, WAIT_HEALTHY_DEFAULT_TIMEOUT);
+  const given = parsed.values.get('--url') as string | undefined;
+  let url: string;
+  if (given === undefined) {
+    const { host, port } = loadAddresses(parsed, io.env);
+    url = defaultHealthUrl(host, port);
+  } else {
+    try {
+      url = new URL(given).href;
+    } catch {
+      throw new ConfigError(`--url: ${JSON.stringify(given)} is not a URL`);
+    }
+  }
+  const mainPidText = io.env.MAINPID?.trim();
+  const mainPid = mainPidText && /^[1-9]\d*$/.test(mainPidText) ? Number(mainPidText) : null;
+
+  const started = clock();
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS) });
+      const body = await response.text();
+      if (response.status === 200) {
+        const elapsed = Math.round(clock() - started);
+        // Under systemd this would be a line of text in the unit's journal.
+        if (!io.journal.stdout) io.stdout(`healthy: ${url} answered 200 after ${elapsed} ms\n`);
+        return 0;
+      }
+      last = `${response.status} ${body.slice(0, 200)}`;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      last = cause?.code ?? (error as Error).name ?? String(error);
+    }
+    if (mainPid !== null && !io.processExists(mainPid)) {
+      throw new CommandFailure(`wait-healthy: the daemon (PID ${mainPid}) exited before ${url} answered 200 (last: ${last}); its own lines say why`);
+    }
+    if (clock() - started >= timeoutMs) throw new CommandFailure(`wait-healthy: ${url} did not answer 200 within ${timeoutText} (last: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, WAIT_HEALTHY_POLL_MS));
+  }
+}
+
+export const RELOAD_DEFAULT_TIMEOUT = '10s';
+
+interface ReloadCounts {
+  readonly success: number;
+  readonly failure: number;
+}
+
+/** control_plane_key_reloads_total by result, from the Prometheus text. */
+export function reloadCounts(metricsText: string): ReloadCounts | null {
+  const count = (result: string): number | null => {
+    const match = new RegExp(`^control_plane_key_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(metricsText);
+    return match ? Number(match[1]) : null;
+  };
+  const success = count('success');
+  const failure = count('failure');
+  return success === null || failure === null ? null : { success, failure };
+}
+
+/**
+ * `reload [--pid P] [--timeout D]`: what `systemctl reload` runs. It sends
+ * SIGHUP to the daemon (P, or $MAINPID under systemd) and, when there is a
+ * keys file, waits until the daemon's own reload counter
+ * (control_plane_key_reloads_total on /metrics) says whether the keys
+ * loaded: exit 0, or CommandFailure (exit 1) while the daemon keeps its
+ * previous keys. It asks the daemon rather than reading the keys file
+ * itself because under systemd it cannot: credentials are not mounted for
+ * ExecReload= (systemd#35227), and what counts is what the daemon loaded.
+ */
+export async function reloadCommand(parsed: ParsedArgs, io: CommandIo, clock: () => number = () => performance.now()): Promise<number> {
+  const { text: timeoutText, ms: timeoutMs } = durationFlag(parsed, RELOAD_DEFAULT_TIMEOUT);
+  const pidText = ((parsed.values.get('--pid') as string | undefined) ?? io.env.MAINPID ?? '').trim();
+  if (!/^[1-9]\d*$/.test(pidText)) throw new ConfigError('reload: give the daemon\'s --pid (systemd sets $MAINPID for ExecReload=)');
+  const pid = Number(pidText);
+  const addresses = loadAddresses(parsed, io.env);
+  const sighup = (): void => {
+    try {
+      io.signal(pid, 'SIGHUP');
+    } catch (error) {
+      throw new CommandFailure(`reload: cannot signal PID ${pid} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+  };
+  const say = (text: string): void => {
+    if (!io.journal.stdout) io.stdout(`${text}\n`);
+  };
+  if (addresses.keysFile === null) {
+    // Nothing to check: the log file is reopened, which cannot fail here (a failure shows on the next write).
+    sighup();
+    say(`reload: SIGHUP sent to ${pid} (log file reopened; no keys file configured)`);
+    return 0;
+  }
+  const metricsUrl =
+    addresses.metricsPort === null
+      ? `${localBase(addresses.host, addresses.port)}/metrics`
+      : `${localBase(addresses.metricsHost, addresses.metricsPort)}/metrics`;
+  const scrape = async (): Promise<ReloadCounts> => {
+    let text: string;
+    try {
+      const response = await fetch(metricsUrl, { signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS) });
+      text = await response.text();
+      if (response.status !== 200) throw new CommandFailure(`reload: ${metricsUrl} answered ${response.status}`);
+    } catch (error) {
+      if (error instanceof CommandFailure) throw error;
+      const cause = (error as { cause?: { code?: string } }).cause;
+      throw new CommandFailure(`reload: cannot read ${metricsUrl} (${cause?.code ?? (error as Error).name}) to learn whether the keys loaded`);
+    }
+    const counts = reloadCounts(text);
+    if (counts === null) throw new CommandFailure(`reload: ${metricsUrl} has no control_plane_key_reloads_total`);
+    return counts;
+  };
+
+  const before = await scrape();
+  sighup();
+  const started = clock();
+  for (;;) {
+    const now = await scrape();
+    if (now.failure > before.failure) {
+      throw new CommandFailure(`reload: the keys file ${addresses.keysFile} did not load; the daemon keeps its previous keys (its control_plane.warning line says why)`);
+    }
+    if (now.success > before.success) {
+      say(`reload: keys file ${addresses.keysFile} reloaded`);
+      return 0;
+    }
+    if (!io.processExists(pid)) throw new CommandFailure(`reload: the daemon (PID ${pid}) exited`);
+    if (clock() - started >= timeoutMs) throw new CommandFailure(`reload: the daemon reported no reload within ${timeoutText}`);
+    await new Promise((resolve) => setTimeout(resolve, WAIT_HEALTHY_POLL_MS));
+  }
+}
+
+function fileIdentity(fd: number): { dev: bigint; ino: bigint } | null {
+  try {
+    const stats = fstatSync(fd, { bigint: true });
+    return { dev: stats.dev, ino: stats.ino };
+  } catch {
+    return null;
+  }
 }
 
 export function defaultIo(): CommandIo {
@@ -383,5 +594,16 @@ export function defaultIo(): CommandIo {
     readText: (path) => readFileSync(path, 'utf8'),
     readMode: (path) => statSync(path).mode,
     readBytes: (path) => readFileSync(path === '-' ? 0 : path),
+    journal: journalStreams(process.env.JOURNAL_STREAM, fileIdentity),
+    processExists: (pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        // EPERM: it exists, under another user.
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+    signal: (pid, signal) => process.kill(pid, signal),
   };
 }

@@ -45,6 +45,9 @@ export interface Config {
    * prints them.
    */
   readonly warnings: readonly string[];
+  /** Where /metrics is served instead of the public port; null: on the public port. */
+  readonly metricsHost: string;
+  readonly metricsPort: number | null;
 }
 
 /** A setting that is missing, malformed or impossible: the program prints `message` and exits 2. */
@@ -55,7 +58,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path' | 'list' | 'urls' | 'format';
+type Kind = 'string' | 'port' | 'optional-port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path' | 'list' | 'urls' | 'format';
 
 interface Setting {
   readonly name: keyof Config | 'keysFile';
@@ -92,6 +95,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'forwardBatchSize', flag: '--forward-batch-size', env: 'CONTROL_PLANE_FORWARD_BATCH_SIZE', kind: 'count', default: '100', help: 'ndjson: lines per request' },
   { name: 'forwardLingerMs', flag: '--forward-linger', env: 'CONTROL_PLANE_FORWARD_LINGER', kind: 'duration', default: '200ms', help: 'ndjson: how long a partial batch waits for more lines (ms, s, m)' },
   { name: 'maxBodyMemory', flag: '--max-body-memory', env: 'CONTROL_PLANE_MAX_BODY_MEMORY', kind: 'size', default: '64M', help: 'request bodies held in memory at once, all connections together; beyond it 503 (K, M, G)' },
+  { name: 'metricsPort', flag: '--metrics-port', env: 'CONTROL_PLANE_METRICS_PORT', kind: 'optional-port', default: '', help: 'serve /metrics on this port of --metrics-host instead of the public port (which then answers /metrics 404)' },
+  { name: 'metricsHost', flag: '--metrics-host', env: 'CONTROL_PLANE_METRICS_HOST', kind: 'string', default: '127.0.0.1', help: 'listen address of the --metrics-port listener' },
 ];
 
 /** LiveKit's own development key pair (`livekit-server --dev`). */
@@ -294,14 +299,19 @@ export interface ParsedArgs {
 /**
  * Splits argv into known flags and positionals. `extraFlags` lets a
  * sub-command accept its own flags (`--key`, `--url`, `--room`).
- * Accepts `--flag value` and `--flag=value`.
+ * Accepts `--flag value` and `--flag=value`; `--` ends the flags.
  */
 export function parseArgs(argv: readonly string[], extraFlags: Record<string, 'string' | 'boolean'> = {}): ParsedArgs {
   const values = new Map<string, string | true>();
   const positionals: string[] = [];
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
-    if (!argument.startsWith('--') || argument === '--') {
+    if (argument === '--') {
+      // The end of the flags, as in getopt: what follows is positional even if it starts with `--`.
+      positionals.push(...argv.slice(index + 1));
+      break;
+    }
+    if (!argument.startsWith('--')) {
       positionals.push(argument);
       continue;
     }
@@ -336,6 +346,11 @@ function convert(setting: Setting, raw: string, origin: string): unknown {
     case 'port': {
       const port = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : fail('a port number (0-65535)');
+    }
+    case 'optional-port': {
+      if (raw.trim() === '') return null;
+      const port = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : fail('a port number (1-65535)');
     }
     case 'boolean': {
       const value = parseBoolean(raw);
@@ -377,6 +392,41 @@ function convert(setting: Setting, raw: string, origin: string): unknown {
   }
 }
 
+/** One setting's value: the flag, else the environment variable, else the default. */
+function resolveSetting(setting: Setting, parsed: ParsedArgs, env: ConfigInput['env']): unknown {
+  const fromFlag = parsed.values.get(setting.flag);
+  const fromEnv = env[setting.env];
+  if (fromFlag !== undefined) return fromFlag === true ? true : convert(setting, fromFlag, setting.flag);
+  if (fromEnv !== undefined && fromEnv !== '') return convert(setting, fromEnv, setting.env);
+  return convert(setting, setting.default, setting.flag);
+}
+
+/** Where the daemon listens and whether it has a keys file: what `wait-healthy` and `reload` need to find it. */
+export interface DaemonAddresses {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number | null;
+  readonly keysFile: string | null;
+}
+
+/**
+ * The daemon's addresses as it reads them, without the rest of the
+ * configuration (no key needed): `wait-healthy` and `reload` run beside the
+ * daemon with its flags and environment but, under systemd, without its
+ * credentials.
+ */
+export function loadAddresses(parsed: ParsedArgs, env: ConfigInput['env']): DaemonAddresses {
+  const value = (name: string): unknown => resolveSetting(SETTINGS.find((candidate) => candidate.name === name)!, parsed, env);
+  return {
+    host: value('host') as string,
+    port: value('port') as number,
+    metricsHost: value('metricsHost') as string,
+    metricsPort: value('metricsPort') as number | null,
+    keysFile: value('keysFile') as string | null,
+  };
+}
+
 export interface ConfigInput {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -391,19 +441,13 @@ export interface ConfigInput {
  */
 export function loadConfig({ argv, env, readText, readMode }: ConfigInput, parsed: ParsedArgs = parseArgs(argv)): Config {
   const result: Record<string, unknown> = {};
-  for (const setting of SETTINGS) {
-    const fromFlag = parsed.values.get(setting.flag);
-    const fromEnv = env[setting.env];
-    if (fromFlag !== undefined) {
-      result[setting.name] = fromFlag === true ? true : convert(setting, fromFlag, setting.flag);
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      result[setting.name] = convert(setting, fromEnv, setting.env);
-    } else {
-      result[setting.name] = convert(setting, setting.default, setting.flag);
-    }
-  }
+  for (const setting of SETTINGS) result[setting.name] = resolveSetting(setting, parsed, env);
   if ((result.maxConnections as number) < 1) throw new ConfigError('--max-connections: must be at least 1');
   if ((result.maxBodyMemory as number) < (result.maxBody as number)) throw new ConfigError('--max-body-memory: must be at least --max-body (one largest webhook must fit)');
+  if (result.metricsPort === null && (parsed.values.has('--metrics-host') || (env.CONTROL_PLANE_METRICS_HOST ?? '') !== '')) {
+    throw new ConfigError('--metrics-host: only applies with --metrics-port');
+  }
+  if (result.metricsPort !== null && result.metricsPort === result.port) throw new ConfigError(`--metrics-port: ${result.port} is already --port`);
   if ((result.logKeep as number) > 10_000) throw new ConfigError('--log-keep: at most 10000 rotated files');
   if (result.logFile === null) {
     for (const flag of ['--log-max-size', '--log-keep', '--log-compress', '--fsync']) {

@@ -2,12 +2,15 @@
 // touches the process: signals, exit codes, timers, stderr.
 
 import { createReadStream } from 'node:fs';
+import { hostname } from 'node:os';
 import {
   checkConfigCommand,
+  CommandFailure,
   type CommandIo,
   configFrom,
   defaultIo,
   parseCommand,
+  reloadCommand,
   reportCommand,
   sendCommand,
   signCommand,
@@ -15,21 +18,22 @@ import {
   usage,
   VERSION,
   versionText,
+  waitHealthyCommand,
 } from './cli.ts';
 import { type Config, ConfigError, type ParsedArgs } from './config.ts';
+import { Forwarder } from './forward/forwarder.ts';
+import { MetricsListener } from './http/metrics-listener.ts';
 import { WebhookServer } from './http/server.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
-import type { ObsEvent } from './obs/schema.ts';
+import { type Level, type ObsEvent, PRIORITY_PREFIX } from './obs/schema.ts';
 import { processLine, warningLine } from './obs/webhook-lines.ts';
 import { LineWriter } from './output/line-writer.ts';
 import { Output } from './output/output.ts';
 import { KeyRing } from './pipeline/verify.ts';
 import { FileSink } from './sinks/file.ts';
-import type { Sink, SinkWriteError } from './sinks/sink.ts';
-import { hostname } from 'node:os';
-import { Forwarder } from './forward/forwarder.ts';
 import type { PlannedWebhook } from './pipeline/plan.ts';
+import type { Sink, SinkWriteError } from './sinks/sink.ts';
 import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -74,16 +78,34 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
         return await reportCommand(parsed, io, { stdin: process.stdin, stdout: process.stdout, openFile: (path) => createReadStream(path) });
       case 'check-config':
         return checkConfigCommand(parsed, io);
+      case 'wait-healthy':
+        return await waitHealthyCommand(parsed, io);
+      case 'reload':
+        return await reloadCommand(parsed, io);
       case 'serve':
         return await serve(configFrom(parsed, io), parsed, io);
     }
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`control-plane: ${error.message}\n`);
+      refuse(io, error.message);
       return 2;
+    }
+    if (error instanceof CommandFailure) {
+      refuse(io, error.message);
+      return 1;
     }
     throw error;
   }
+}
+
+/**
+ * Why a command stops (exit 1 or 2): one plain line for a person at a
+ * terminal; under systemd a JSON line with its priority prefix, so the
+ * refusal to start is in `journalctl -o cat _SYSTEMD_UNIT=... | jq` and in
+ * `journalctl -p err` like everything else.
+ */
+function refuse(io: CommandIo, message: string): void {
+  io.stderr(io.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
 }
 
 function openSink(config: Config, reportProblem: (message: string) => void): Sink {
@@ -112,10 +134,12 @@ function openStore(config: Config, reportProblem: (message: string) => void): { 
  * What the daemon says on stderr once it runs. Under systemd stderr shares
  * the journal with the output, so it is JSON too: `journalctl -o cat | jq`
  * must not stop at a line of text. No `seq`: these lines are not part of
- * the output stream that `seq` counts.
+ * the output stream that `seq` counts. `priorityPrefix` when stderr is the
+ * journal: `journalctl -p` then sees the level.
  */
-function diagnosticLine(message: string, nowMs: number): string {
-  return `${JSON.stringify({ ts: new Date(nowMs).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message })}\n`;
+function diagnosticLine(message: string, nowMs: number, level: Level = 'warn', priorityPrefix = false): string {
+  const line = JSON.stringify({ ts: new Date(nowMs).toISOString(), level, component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message });
+  return `${priorityPrefix ? PRIORITY_PREFIX[level] : ''}${line}\n`;
 }
 
 const formatListen = (address: { host: string; port: number }): string => `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
@@ -123,9 +147,12 @@ const formatListen = (address: { host: string; port: number }): string => `${add
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   // Never blocking, also when stderr is a pipe whose reader stalled.
   const stderr = new StderrLines();
-  const reportProblem = (message: string) => stderr.write(diagnosticLine(message, Date.now()));
+  const reportProblem = (message: string) => stderr.write(diagnosticLine(message, Date.now(), 'warn', io.journal.stderr));
   const sink = openSink(config, reportProblem);
-  const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
+  const writer = new LineWriter(sink, {
+    redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined,
+    priorityPrefix: sink instanceof StdoutSink && io.journal.stdout,
+  });
   const { store, journal, warnings } = openStore(config, reportProblem);
   let keys = new KeyRing(config.keys);
   const metrics = new DaemonMetrics({
@@ -133,6 +160,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     sinkRotations: () => writer.rotations,
     outputSymlinksRefused: () => sink.stats.symlinksRefused,
     outputHealthy: () => writer.healthy,
+    version: VERSION,
   });
   const forwarding = openForwarding(config, writer, metrics, reportProblem);
   const output = new Output({
@@ -164,6 +192,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     maxBodyMemory: config.maxBodyMemory,
     maxConnections: config.maxConnections,
     problem: () => writer.problem ?? store.problem(),
+    servesMetrics: config.metricsPort === null,
     // The backend being down does not make the audit trail unhealthy: shown, not degraded.
     healthDetails: forwarding ? () => ({ forwarding: forwarding.status().map(({ url, state, queued, oldestAgeSeconds }) => ({ url, state, queued, oldest_age_seconds: Math.round(oldestAgeSeconds) })) }) : undefined,
     reportProblem,
@@ -173,7 +202,8 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   try {
     address = await server.listen(config.port, config.host);
   } catch (error) {
-    io.stderr(`control-plane: --host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+    refuse(io, `--host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    metrics.close();
     journal?.close();
     writer.close();
     return 2;
@@ -184,7 +214,8 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     try {
       startupWarnings.push(...forwarding.start());
     } catch (error) {
-      io.stderr(`control-plane: --forward-spool: cannot use ${config.forwardSpool} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
+      refuse(io, `--forward-spool: cannot use ${config.forwardSpool} (${(error as NodeJS.ErrnoException).code ?? error})`);
+      metrics.close();
       await server.shutdown(0);
       journal?.close();
       writer.close();
@@ -199,7 +230,28 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     startupWarnings.push('--dev: the public development key pair devkey/secret is accepted. Development only.');
     reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
   }
-  const started = processLine('control_plane.started', { version: VERSION, listen: formatListen(address), sink: writer.description, key_ids: keys.keyIds });
+  const metricsListener = config.metricsPort === null ? null : new MetricsListener(metrics.registry);
+  let metricsAddress: { host: string; port: number } | null = null;
+  if (metricsListener) {
+    try {
+      metricsAddress = await metricsListener.listen(config.metricsPort!, config.metricsHost);
+    } catch (error) {
+      refuse(io, `--metrics-host/--metrics-port: cannot listen on ${config.metricsHost}:${config.metricsPort} (${(error as NodeJS.ErrnoException).code ?? error})`);
+      await server.shutdown(0);
+      await forwarding?.stop();
+      journal?.close();
+      writer.close();
+      metrics.close();
+      return 2;
+    }
+  }
+  const started = processLine('control_plane.started', {
+    version: VERSION,
+    listen: formatListen(address),
+    sink: writer.description,
+    key_ids: keys.keyIds,
+    detail: metricsAddress ? `/metrics on ${formatListen(metricsAddress)}` : undefined,
+  });
   writeOrReport(writer, [started, ...startupWarnings.map(warningLine)], reportProblem, 'the start line');
 
   const timers = [
@@ -232,7 +284,8 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
       if (stopping) return;
       stopping = true;
       const deadline = new Promise((done) => setTimeout(done, SHUTDOWN_GRACE_MS).unref());
-      await server.shutdown(SHUTDOWN_GRACE_MS);
+      await Promise.all([server.shutdown(SHUTDOWN_GRACE_MS), metricsListener?.close()]);
+      metrics.close();
       await Promise.race([output.idle(), deadline]);
       for (const timer of timers) clearInterval(timer);
       await forwarding?.stop();
@@ -299,7 +352,11 @@ function writeOrReport(writer: LineWriter, lines: readonly ObsEvent[], reportPro
   else report(result);
 }
 
-main(process.argv.slice(2)).then(
+// `ps`, `top` and `systemctl status` name the process after the program,
+// not after the runtime (`node-MainThread`).
+process.title = 'control-plane';
+const processIo = defaultIo();
+main(process.argv.slice(2), processIo).then(
   (code) => {
     process.exitCode = code;
     // Normally the loop is empty now and the process exits by itself, after
@@ -307,7 +364,8 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 2000).unref();
   },
   (error: unknown) => {
-    process.stderr.write(`control-plane: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+    const message = `fatal: ${error instanceof Error ? error.stack : String(error)}`;
+    process.stderr.write(processIo.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
     process.exit(1);
   },
 );

@@ -12,7 +12,8 @@
 // metrics use the names every Prometheus client library exports
 // (`process_resident_memory_bytes`, ...) so stock dashboards work.
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { DestinationStatus } from './forward/forwarder.ts';
 import { STORE_ERROR_REASONS, type StoreCounts } from './store/store.ts';
 import type { ObsEvent } from './obs/schema.ts';
@@ -307,6 +308,59 @@ export class SampledFamily implements Metric {
   }
 }
 
+/** A constant 1 whose labels carry the facts, Prometheus's `_info` idiom (`control_plane_build_info{version=...}`). */
+export class InfoMetric implements Metric {
+  private readonly text: string;
+
+  constructor(readonly name: string, help: string, labels: Labels) {
+    checkNames(name, Object.keys(labels));
+    const rendered = Object.entries(labels)
+      .map(([label, value]) => `${label}="${escapeLabelValue(value)}"`)
+      .join(',');
+    this.text = `${header(name, help, 'gauge')}${name}{${rendered}} 1\n`;
+  }
+
+  render(): string {
+    return this.text;
+  }
+}
+
+/** monitorEventLoopDelay's default sampling period. */
+const LAG_RESOLUTION_MS = 10;
+
+/**
+ * How late the event loop runs timers (perf_hooks.monitorEventLoopDelay,
+ * sampled every LAG_RESOLUTION_MS): a loop blocked by a long synchronous
+ * step (a big state file, a full stdout pipe) delays every webhook behind
+ * it. Three gauges over the time since the previous scrape (the histogram
+ * starts afresh at each), in seconds, as prom-client names them.
+ */
+export class EventLoopLag implements Metric {
+  readonly name = 'nodejs_eventloop_lag_seconds';
+  private readonly histogram: IntervalHistogram;
+
+  constructor(resolutionMs = LAG_RESOLUTION_MS) {
+    this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+    this.histogram.enable();
+  }
+
+  render(): string {
+    const histogram = this.histogram;
+    const empty = histogram.count === 0;
+    const seconds = (nanoseconds: number): string => formatValue(empty ? 0 : nanoseconds / 1e9);
+    const text =
+      `${header('nodejs_eventloop_lag_p50_seconds', 'Event loop lag, median since the previous scrape.', 'gauge')}nodejs_eventloop_lag_p50_seconds ${seconds(histogram.percentile(50))}\n` +
+      `${header('nodejs_eventloop_lag_p99_seconds', 'Event loop lag, 99th percentile since the previous scrape.', 'gauge')}nodejs_eventloop_lag_p99_seconds ${seconds(histogram.percentile(99))}\n` +
+      `${header('nodejs_eventloop_lag_max_seconds', 'Event loop lag, the largest since the previous scrape.', 'gauge')}nodejs_eventloop_lag_max_seconds ${seconds(histogram.max)}\n`;
+    histogram.reset();
+    return text;
+  }
+
+  close(): void {
+    this.histogram.disable();
+  }
+}
+
 export interface HistogramSnapshot {
   /** Cumulative counts per upper bound, `+Inf` last. */
   readonly buckets: ReadonlyArray<readonly [number, number]>;
@@ -409,6 +463,8 @@ export interface MetricSources {
   readonly outputHealthy: () => boolean;
   /** Opens the output refused because the name was a symbolic link (the sink's stats.symlinksRefused; 0 when not given). */
   readonly outputSymlinksRefused?: () => number;
+  /** The program's version, for control_plane_build_info (registered only when given). */
+  readonly version?: string;
 }
 
 const labelOf = (value: unknown): string => (typeof value === 'string' ? value : 'unknown');
@@ -433,6 +489,16 @@ export const OUTPUT_ERROR_CODES = [
   'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EPIPE', 'EAGAIN', 'EBADF', 'EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EEXIST',
   'EMFILE', 'ENFILE', 'ENXIO', 'EINVAL', 'ENOMEM', 'ESTALE', 'ENAMETOOLONG', 'ECONNRESET', 'ETIMEDOUT', 'EINTR',
 ] as const;
+/** The soft limit on open files (`Max open files` in /proc/self/limits), or undefined where there is none to read. */
+export function maxFileDescriptors(limits: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits());
+    if (!match) return undefined;
+    return match[1] === 'unlimited' ? Infinity : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Every metric the daemon exports. The server and main update them; GET /metrics renders them. */
 export class DaemonMetrics {
@@ -500,6 +566,7 @@ export class DaemonMetrics {
       reason: new LabelValues(PROVIDER_REASONS, OVERFLOW_LABEL_VALUE),
     }),
   );
+  private readonly eventLoopLag = new EventLoopLag();
 
   constructor(sources: MetricSources) {
     const sampled = (name: string, help: string, type: 'gauge' | 'counter', read: () => number) => this.registry.register(new SampledMetric(name, help, type, read));
@@ -532,8 +599,18 @@ export class DaemonMetrics {
       return (usage.user + usage.system) / 1e6;
     });
     if (openFileDescriptors() !== undefined) sampled('process_open_fds', 'Open file descriptors (sockets included).', 'gauge', () => openFileDescriptors() ?? NaN);
+    if (maxFileDescriptors() !== undefined) sampled('process_max_fds', 'Maximum number of open file descriptors (the soft limit).', 'gauge', () => maxFileDescriptors() ?? NaN);
     sampled('nodejs_heap_size_used_bytes', 'V8 heap in use.', 'gauge', () => process.memoryUsage().heapUsed);
     sampled('nodejs_external_memory_bytes', 'Memory outside the V8 heap held by JavaScript objects (buffers).', 'gauge', () => process.memoryUsage().external);
+    this.registry.register(this.eventLoopLag);
+    if (sources.version !== undefined) {
+      this.registry.register(new InfoMetric('control_plane_build_info', 'The running version and its Node.js runtime; always 1.', { version: sources.version, node: process.version }));
+    }
+  }
+
+  /** Stops sampling the event loop (at shutdown; the sampler never keeps the process alive). */
+  close(): void {
+    this.eventLoopLag.close();
   }
 
   /** The forwarding metrics, per destination (registered only when --forward-url is set). */

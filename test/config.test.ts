@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
+import { ConfigError, loadConfig, loadAddresses, parseArgs, parseDuration, parseKeysFile, parseSize, SETTINGS } from '../src/config.ts';
 
 /** Secrets of 32 bytes and more, as LiveKit requires. */
 const SECRET = 'a-secret-of-at-least-32-bytes-0123456789';
@@ -237,4 +237,44 @@ test('every setting has a flag, an environment variable and help text', () => {
     assert.match(setting.env, /^[A-Z_]+$/);
     assert.ok(setting.help.length > 5);
   }
+});
+
+describe('the command line: -- and the metrics listener', () => {
+  test('-- ends the flags: what follows is positional, even when it starts with --', () => {
+    const parsed = parseArgs(['--port', '9000', '--', '--log-file', 'body.json']);
+    assert.equal(parsed.values.get('--port'), '9000');
+    assert.ok(!parsed.values.has('--log-file'));
+    assert.deepEqual(parsed.positionals, ['--log-file', 'body.json']);
+    assert.deepEqual(parseArgs(['--']).positionals, []);
+  });
+
+  test('--metrics-port takes /metrics off the public port; --metrics-host defaults to 127.0.0.1', () => {
+    const plain = load([]);
+    assert.equal(plain.metricsPort, null);
+    const separate = load(['--metrics-port', '9100']);
+    assert.equal(separate.metricsPort, 9100);
+    assert.equal(separate.metricsHost, '127.0.0.1');
+    const fromEnv = load([], { ...KEY_ENV, CONTROL_PLANE_METRICS_PORT: '9101', CONTROL_PLANE_METRICS_HOST: '10.0.0.5' });
+    assert.equal(fromEnv.metricsPort, 9101);
+    assert.equal(fromEnv.metricsHost, '10.0.0.5');
+  });
+
+  test('metrics settings that cannot work are refused', () => {
+    assert.match(refusal(['--metrics-host', '0.0.0.0']), /^--metrics-host: only applies with --metrics-port/);
+    assert.match(refusal([], { ...KEY_ENV, CONTROL_PLANE_METRICS_HOST: '::1' }), /^--metrics-host: only applies with --metrics-port/);
+    assert.match(refusal(['--metrics-port', '8000']), /^--metrics-port: 8000 is already --port/);
+    assert.match(refusal(['--metrics-port', '0']), /^--metrics-port: "0" is not a port number \(1-65535\)/);
+    assert.match(refusal(['--metrics-port', 'x']), /--metrics-port/);
+  });
+
+  test('loadAddresses reads the addresses and the keys file like the daemon, without needing a key', () => {
+    assert.deepEqual(loadAddresses(parseArgs([]), {}), { host: '0.0.0.0', port: 8000, metricsHost: '127.0.0.1', metricsPort: null, keysFile: null });
+    assert.deepEqual(loadAddresses(parseArgs(['--port', '9001', '--metrics-port', '9100']), { HOST: '127.0.0.2', PORT: '9999', LIVEKIT_KEYS_FILE: '/k' }), {
+      host: '127.0.0.2',
+      port: 9001,
+      metricsHost: '127.0.0.1',
+      metricsPort: 9100,
+      keysFile: '/k',
+    });
+  });
 });

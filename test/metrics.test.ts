@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, LabelValues, MAX_SERIES, Registry, SampledMetric } from '../src/metrics.ts';
+import { Counter, DaemonMetrics, formatValue, Gauge, Histogram, LabelValues, MAX_SERIES, maxFileDescriptors, Registry, SampledMetric } from '../src/metrics.ts';
 import { LIVEKIT_EVENT_TYPES } from '../src/obs/livekit.ts';
 import { parsePrometheusText, sampleValue } from './helpers/prometheus-text.ts';
 
@@ -198,7 +198,7 @@ test('DaemonMetrics renders a valid exposition whose names follow the convention
   const families = parsePrometheusText(metrics.registry.render());
   for (const family of families.values()) {
     assert.ok(family.help && family.help.length > 5, `${family.name} has a HELP text`);
-    assert.match(family.name, /^(control_plane|process|nodejs)_[a-z_]+$/);
+    assert.match(family.name, /^(control_plane|process|nodejs)_[a-z0-9_]+$/);
     if (family.type === 'counter') assert.match(family.name, /_total$/, `${family.name}: counters end in _total`);
     else assert.doesNotMatch(family.name, /_total$/, `${family.name}: only counters end in _total`);
     if (/seconds|delay|duration|latency/.test(family.name)) assert.match(family.name, /_seconds(_total)?$/, `${family.name}: time in seconds`);
@@ -286,4 +286,36 @@ test('observeWrittenLines counts ended calls by direction and outcome, their dur
   assert.equal(sampleValue(after, 'control_plane_call_talk_time_seconds_sum', { direction: 'inbound' }), 61);
   assert.equal(sampleValue(after, 'control_plane_call_talk_time_seconds_count', { direction: 'outbound' }), 0);
   assert.equal(sampleValue(after, 'control_plane_provider_events_total', { provider: 'sip', reason: 'sip_trunk_failure' }), 1);
+});
+
+test('build info, event-loop lag and the file descriptor limit are exported', async () => {
+  const metrics = daemonMetrics({ version: '9.8.7' });
+  try {
+    // Block the loop for a while, so the lag sampler sees it.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const blockedUntil = Date.now() + 60;
+    while (Date.now() < blockedUntil);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const families = parsePrometheusText(metrics.registry.render());
+    assert.equal(sampleValue(families, 'control_plane_build_info', { version: '9.8.7', node: process.version }), 1);
+    const max = sampleValue(families, 'nodejs_eventloop_lag_max_seconds')!;
+    assert.ok(max >= 0.04, `the 60 ms block shows as lag (max ${max} s)`);
+    assert.ok(sampleValue(families, 'nodejs_eventloop_lag_p99_seconds')! <= max);
+    assert.ok(sampleValue(families, 'nodejs_eventloop_lag_p50_seconds')! >= 0);
+    // Since the previous scrape: the block is not reported twice.
+    const again = parsePrometheusText(metrics.registry.render());
+    assert.ok(sampleValue(again, 'nodejs_eventloop_lag_max_seconds')! < 0.04);
+    const limit = sampleValue(families, 'process_max_fds')!;
+    assert.ok(limit > 0 && limit >= sampleValue(families, 'process_open_fds')!);
+  } finally {
+    metrics.close();
+  }
+});
+
+test('maxFileDescriptors reads the soft limit from /proc/self/limits', () => {
+  const limits = 'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n';
+  assert.equal(maxFileDescriptors(() => limits), 1024);
+  assert.equal(maxFileDescriptors(() => limits.replace('1024   ', 'unlimited')), Infinity);
+  assert.equal(maxFileDescriptors(() => 'nothing'), undefined);
+  assert.equal(maxFileDescriptors(() => { throw new Error('ENOENT'); }), undefined);
 });

@@ -54,11 +54,11 @@ export interface ServerOptions {
   readonly problem: () => string | null;
   /** Extra fields in /health's body (forwarding's state); they never make it degraded. */
   readonly healthDetails?: () => Record<string, unknown> | undefined;
-  /** Whether GET /metrics is served on this port (not when a separate metrics listener is configured). */
-  readonly serveMetrics?: boolean;
   /** Where to report things the output itself cannot carry (the output failing). */
   readonly reportProblem: (message: string) => void;
   readonly clock?: () => number;
+  /** false when /metrics has its own listener (--metrics-port): this port then answers /metrics 404. */
+  readonly servesMetrics?: boolean;
 }
 
 /** The path of a request target: origin-form `/webhook?x`, or absolute-form `http://host/webhook` (RFC 9112 §3.2.2). */
@@ -197,7 +197,7 @@ export class WebhookServer {
       request.resume();
       return answerHealth(response, this.options.problem(), method === 'HEAD', this.options.healthDetails?.());
     }
-    if (path === '/metrics' && this.options.serveMetrics !== false) {
+    if (path === '/metrics' && this.options.servesMetrics !== false) {
       if (!readOnly) return this.refuse(request, response, 'method_not_allowed', { Allow: 'GET, HEAD' });
       request.resume();
       return answerMetrics(response, this.options.metrics, method === 'HEAD');

@@ -47,6 +47,13 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 export type Level = 'info' | 'warn' | 'error';
 
+/**
+ * Each level's syslog priority as the `<n>` line prefix journald reads
+ * (SyslogLevelPrefix=, on by default) and strips: `journalctl -p warning`
+ * then filters by level, and `-o cat` shows the bare JSON.
+ */
+export const PRIORITY_PREFIX: Readonly<Record<Level, string>> = Object.freeze({ error: '<3>', warn: '<4>', info: '<6>' });
+
 export type FieldValue = string | number | boolean | readonly string[];
 
 /** The event's own fields, in the order they are written (SPEC §4). */
@@ -177,9 +184,8 @@ const TYPE_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries(
   EVENT_TYPES.map((type) => [type, latin1(`","component":"${COMPONENT}","event_type":"${type}","session_id":`)]),
 );
 const LEVEL_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(`,"level":"${level}`)]));
+const PRIORITY_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(PRIORITY_PREFIX[level])]));
 const SEQ_PART = latin1('","seq":');
-/** syslog priorities journald reads from the start of a line: `journalctl -p warning` filters on them, `-o cat` strips them. */
-const PRIORITY_PREFIXES: Readonly<Record<string, Uint8Array>> = { error: latin1('<3>'), warn: latin1('<4>'), info: latin1('<6>') };
 const NULL_PART = latin1('null');
 const TRUE_PART = latin1('true');
 const FALSE_PART = latin1('false');
@@ -258,7 +264,7 @@ export class LineEncoder {
       this.tsPart = part;
     }
     this.reserve(LINE_HEADROOM + this.instancePart.length);
-    if (this.priorityPrefix) this.copy(PRIORITY_PREFIXES[event.level]!);
+    if (this.priorityPrefix) this.copy(PRIORITY_PARTS[event.level]!);
     this.copy(this.tsPart);
     this.copy(SEQ_PART);
     this.number(seq);

@@ -1,12 +1,13 @@
 // The command line of SPEC §7 and the start-up refusals of SPEC §1.
 
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { KeyRing, verifyWebhook } from '../../src/pipeline/verify.ts';
-import { freePort, runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
+import { freePort, programCommand, runProgram, startDaemon, TEST_KEY, testEnv } from '../helpers/daemon.ts';
 
 describe('command line', () => {
   test('--version prints the version and the Node runtime', async () => {
@@ -15,7 +16,7 @@ describe('command line', () => {
     assert.match(stdout, /^control-plane \d+\.\d+\.\d+ \(node v\d+\.\d+\.\d+\)\n$/);
   });
 
-  for (const command of ['serve', 'sign', 'send', 'simulate', 'report', 'check-config']) {
+  for (const command of ['serve', 'sign', 'send', 'simulate', 'report', 'check-config', 'wait-healthy', 'reload']) {
     test(`${command} --help and --version work`, async () => {
       const help = await runProgram([command, '--help']);
       assert.equal(help.code, 0);
@@ -157,5 +158,92 @@ describe('command line', () => {
     const { code, stderr } = await runProgram(['send', '--url', `http://127.0.0.1:${closedPort}/webhook`, 'room_started']);
     assert.equal(code, 1);
     assert.match(stderr, /ECONNREFUSED/);
+  });
+
+  test('-- ends the flags: sign -- FILE, also a file named like a flag', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cp-sign-dashdash-'));
+    const body = '{"event":"room_started","id":"EV_dashDash0001"}';
+    writeFileSync(join(dir, 'body.json'), body);
+    writeFileSync(join(dir, '--help'), body);
+    const keys = new KeyRing([TEST_KEY]);
+    for (const file of ['body.json', '--help']) {
+      const [command, leading] = programCommand();
+      // Run in `dir` so that the name is exactly `--help`; tsx resolved from here.
+      const args = leading.map((argument) => (argument === 'tsx' ? import.meta.resolve('tsx') : argument));
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(command, [...args, 'sign', '--', file], { cwd: dir, env: testEnv() }, (error, out, err) => resolve({ code: error ? (error.code as number) : 0, stdout: out, stderr: err }));
+      });
+      assert.equal(code, 0, `sign -- ${file}: ${stderr}`);
+      assert.deepEqual(await verifyWebhook(stdout.trim(), Buffer.from(body), { keys, nowMs: Date.now(), clockToleranceMs: 0 }), { ok: true, keyId: TEST_KEY.keyId });
+    }
+  });
+
+  test('check-config --quiet prints nothing when the configuration is good, and the reason when not', async () => {
+    const good = await runProgram(['check-config', '--quiet']);
+    assert.deepEqual([good.code, good.stdout, good.stderr], [0, '', '']);
+    const bad = await runProgram(['check-config', '--quiet', '--keys-file', '/nonexistent/keys']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stdout, '');
+    assert.match(bad.stderr, /^control-plane: --keys-file: cannot read \/nonexistent\/keys \(ENOENT\)\n$/);
+  });
+
+  test('wait-healthy exits 0 once /health answers 200, reading --port like the daemon', async () => {
+    const daemon = await startDaemon();
+    try {
+      const byUrl = await runProgram(['wait-healthy', '--url', `${daemon.url}/health`]);
+      assert.equal(byUrl.code, 0, byUrl.stderr);
+      assert.match(byUrl.stdout, /^healthy: http:\/\/127\.0\.0\.1:\d+\/health answered 200 after \d+ ms\n$/);
+      // The unit runs it with the daemon's own environment: PORT, and HOST 0.0.0.0 reached on loopback.
+      const byEnv = await runProgram(['wait-healthy'], testEnv({ PORT: String(daemon.port), HOST: '0.0.0.0' }));
+      assert.equal(byEnv.code, 0, byEnv.stderr);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('wait-healthy waits for a daemon that is still starting', async () => {
+    const port = await freePort();
+    const waiting = runProgram(['wait-healthy', '--port', String(port), '--timeout', '20s']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [command, leading] = programCommand();
+    const child = spawn(command, [...leading, '--host', '127.0.0.1', '--port', String(port)], { env: testEnv(), stdio: 'ignore' });
+    try {
+      const { code, stderr } = await waiting;
+      assert.equal(code, 0, stderr);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.on('exit', resolve));
+    }
+  });
+
+  test('wait-healthy fails after --timeout when nothing answers, naming the URL and what it got', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const { code, stderr } = await runProgram(['wait-healthy', '--port', String(port), '--timeout', '400ms']);
+    assert.equal(code, 1);
+    assert.ok(Date.now() - started < 10_000);
+    assert.match(stderr, new RegExp(`^control-plane: wait-healthy: http://127\\.0\\.0\\.1:${port}/health did not answer 200 within 400ms \\(last: ECONNREFUSED\\)\n$`));
+  });
+
+  test('wait-healthy gives up at once when the daemon process ($MAINPID) is gone', async () => {
+    const port = await freePort();
+    const gone = spawn('true');
+    await new Promise((resolve) => gone.on('exit', resolve));
+    const started = Date.now();
+    const { code, stderr } = await runProgram(['wait-healthy', '--port', String(port), '--timeout', '60s'], testEnv({ MAINPID: String(gone.pid) }));
+    assert.equal(code, 1);
+    assert.ok(Date.now() - started < 10_000, 'did not wait for the timeout');
+    assert.match(stderr, new RegExp(`wait-healthy: the daemon \\(PID ${gone.pid}\\) exited before`));
+  });
+
+  test('wait-healthy refuses what it cannot wait for, exit 2', async () => {
+    const zero = await runProgram(['wait-healthy', '--port', '0']);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /--port is 0/);
+    const badTimeout = await runProgram(['wait-healthy', '--timeout', 'soon']);
+    assert.equal(badTimeout.code, 2);
+    assert.match(badTimeout.stderr, /--timeout: "soon" is not a duration/);
+    const badUrl = await runProgram(['wait-healthy', '--url', 'not a url']);
+    assert.equal(badUrl.code, 2);
   });
 });

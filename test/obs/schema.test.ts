@@ -147,3 +147,22 @@ test('formatSeconds equals toISOString for every whole second with a four-digit 
   );
   for (const seconds of [1, 59, 60, 3599, 3600, 86_399, 86_400, 951_782_400, 253_402_300_799]) assert.equal(formatSeconds(seconds), new Date(seconds * 1000).toISOString());
 });
+
+test('priorityPrefix: each line starts with its level as journald reads it; without it, bare JSON', () => {
+  const events: ObsEvent[] = [
+    { level: 'info', event_type: 'webhook.received', session_id: null },
+    { level: 'warn', event_type: 'provider.event', session_id: 'RM_1', provider: 'sip' },
+    { level: 'error', event_type: 'control_plane.warning', session_id: null, detail: 'x' },
+  ];
+  const prefixed = new LineEncoder({ priorityPrefix: true });
+  const bare = new LineEncoder();
+  events.forEach((event, index) => {
+    prefixed.append(event, index + 1, '2026-11-30T09:28:01.007Z');
+    bare.append(event, index + 1, '2026-11-30T09:28:01.007Z');
+  });
+  const prefixedLines = prefixed.bytes().toString('utf8').split('\n').slice(0, -1);
+  const bareLines = bare.bytes().toString('utf8').split('\n').slice(0, -1);
+  assert.deepEqual(prefixedLines.map((line) => line.slice(0, 3)), ['<6>', '<4>', '<3>']);
+  assert.deepEqual(prefixedLines.map((line) => line.slice(3)), bareLines, 'the prefix is all that differs');
+  for (const line of bareLines) JSON.parse(line);
+});

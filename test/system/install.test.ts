@@ -43,7 +43,12 @@ describe('packaging/install.sh --root', () => {
     const output = await install();
     assert.equal(readFileSync(join(root, 'usr/local/bin/control-plane'), 'utf8'), readFileSync(binary, 'utf8'));
     assert.equal(mode(join(root, 'usr/local/bin/control-plane')), '755');
-    assert.equal(readFileSync(join(root, 'etc/systemd/system/control-plane.service'), 'utf8'), readFileSync(`${REPO_ROOT}packaging/systemd/control-plane.service`, 'utf8'));
+    // The same unit, its commands pointed at /usr/local/bin.
+    const unit = readFileSync(join(root, 'etc/systemd/system/control-plane.service'), 'utf8');
+    assert.equal(unit, readFileSync(`${REPO_ROOT}packaging/systemd/control-plane.service`, 'utf8').replaceAll('/usr/bin/control-plane', '/usr/local/bin/control-plane'));
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/control-plane serve$/m);
+    assert.match(unit, /^ExecStartPost=\/usr\/local\/bin\/control-plane wait-healthy/m);
+    assert.doesNotMatch(unit, /[^l]\/bin\/control-plane/);
     assert.equal(mode(join(root, 'etc/systemd/system/control-plane.service')), '644');
     assert.equal(readFileSync(join(root, 'etc/control-plane/control-plane.env'), 'utf8'), readFileSync(`${REPO_ROOT}packaging/control-plane.env.example`, 'utf8'));
     assert.equal(mode(join(root, 'etc/control-plane/control-plane.env')), '600');
