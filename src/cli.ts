@@ -126,7 +126,7 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
     [...flags.filter((argument) => argument !== '--help' && argument !== '-h' && argument !== '--version'), ...(endOfFlags === -1 ? [] : rest.slice(endOfFlags))],
     COMMAND_FLAGS[command],
   );
-  if (command !== 'sign' && command !== 'send') {
+  if (command !== 'sign' && command !== 'send' && command !== 'simulate' && command !== 'report') {
     if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} (see --help)`);
   }
   return { command, parsed, help, version };

@@ -94,7 +94,8 @@ test('the dev script, run as a process manager runs a command, is the daemon its
   });
   const daemon = started(child);
   const port = await daemon.port;
-  assert.match(commandLine(pid), /--import tsx .*src\/main\.ts/, `the spawned process is the daemon (${commandLine(pid)})`);
+  // The daemon names itself (process.title): a wrapper (sh, tsx) would not be called control-plane.
+  assert.match(commandLine(pid), /^control-plane\b/, `the spawned process is the daemon (${commandLine(pid)})`);
   assert.deepEqual(children(pid), [], 'no process of its own under it');
   // Answering means start-up has finished, signal handlers included.
   assert.equal(await health(port), 200);
@@ -123,7 +124,7 @@ test('npm run --silent dev: only JSON lines on stdout, npm\'s only child is the 
   const under = children(npmPid);
   assert.equal(under.length, 1, `one process under npm: ${under.map(commandLine).join(' | ')}`);
   daemonPid = under[0]!;
-  assert.match(commandLine(daemonPid), /--import tsx .*src\/main\.ts --dev/, 'npm runs the daemon itself, no shell or wrapper between');
+  assert.match(commandLine(daemonPid), /^control-plane\b/, 'npm runs the daemon itself, no shell or wrapper between');
   assert.deepEqual(children(daemonPid), []);
   for (const line of daemon.output().split('\n').filter(Boolean)) assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
 
