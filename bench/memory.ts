@@ -362,7 +362,7 @@ export async function fillExecutable(log: (line: string) => void, scale: number)
     const rssFullBytes = currentRss(pid);
     const metrics = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text();
     const counts: Record<string, number> = {};
-    for (const name of ['control_plane_open_sessions', 'control_plane_open_calls', 'control_plane_ended_sessions_remembered', 'control_plane_event_ids_remembered', 'control_plane_sessions_evicted_total']) {
+    for (const name of ['control_plane_open_sessions', 'control_plane_open_calls', 'control_plane_ended_sessions_remembered', 'control_plane_event_ids_remembered', 'control_plane_sessions_evicted_total', 'nodejs_heap_size_used_bytes']) {
       counts[name] = Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN);
     }
     const burst = await send(pool, buildWorkload({ count: 20_000, seed: 4242, kind: 'sip-calls' }), 64);
@@ -461,7 +461,7 @@ export function memoryTables(result: MemoryResult): string {
           ['moment', 'RSS MB'],
           [
             ['started, idle', (caps.rssStartedBytes / MB).toFixed(0)],
-            ['every cap full, idle', (caps.rssFullBytes / MB).toFixed(0)],
+            [`every cap full, idle (V8 heap in use then: ${((c.nodejs_heap_size_used_bytes ?? Number.NaN) / MB).toFixed(0)} MB, garbage not yet collected included)`, (caps.rssFullBytes / MB).toFixed(0)],
             ['peak while filling (VmHWM)', (caps.peakFillingBytes / MB).toFixed(0)],
             [`peak after a burst of 20 000 SIP-call webhooks at 64 in flight on top (VmHWM; ${Math.round(caps.burstRequestsPerSecond).toLocaleString('en-US')} req/s)`, (caps.peakBurstBytes / MB).toFixed(0)],
           ],

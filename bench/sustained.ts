@@ -201,7 +201,7 @@ async function storeCounts(pool: Pool): Promise<Record<string, number>> {
   const response = await pool.request({ path: '/metrics', method: 'GET' });
   const text = await response.body.text();
   const counts: Record<string, number> = {};
-  for (const name of ['control_plane_open_sessions', 'control_plane_open_calls', 'control_plane_ended_sessions_remembered', 'control_plane_event_ids_remembered', 'control_plane_sessions_evicted_total']) {
+  for (const name of ['control_plane_open_sessions', 'control_plane_open_calls', 'control_plane_ended_sessions_remembered', 'control_plane_event_ids_remembered', 'control_plane_sessions_evicted_total', 'nodejs_heap_size_used_bytes']) {
     const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
     counts[name] = match ? Number(match[1]) : Number.NaN;
   }
@@ -338,7 +338,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 export function chunkTable(run: StoreRun): string {
   const first = run.chunks[0]!;
   return table(
-    ['chunk', 'webhooks so far', 'req/s', '× chunk 1', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'RSS at end MB', 'max RSS in chunk MB', 'ids remembered', 'ended sessions', 'open sessions', 'missing'],
+    ['chunk', 'webhooks so far', 'req/s', '× chunk 1', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'RSS at end MB', 'max RSS in chunk MB', 'V8 heap used at end MB', 'ids remembered', 'ended sessions', 'open sessions', 'missing'],
     run.chunks.map((chunk) => [
       String(chunk.chunk),
       thousands(chunk.cumulative),
@@ -349,6 +349,7 @@ export function chunkTable(run: StoreRun): string {
       chunk.cpuMicrosPerRequest.toFixed(0),
       mb(chunk.rssAtEndBytes),
       mb(chunk.maxRssBytes),
+      mb(chunk.counts.nodejs_heap_size_used_bytes ?? Number.NaN),
       thousands(chunk.counts.control_plane_event_ids_remembered ?? Number.NaN),
       thousands(chunk.counts.control_plane_ended_sessions_remembered ?? Number.NaN),
       thousands(chunk.counts.control_plane_open_sessions ?? Number.NaN),

@@ -222,7 +222,7 @@ export function benchTargets(options: { runtimes?: readonly string[] } = {}): Ta
       0,
       {
         name: names.executable,
-        description: `the same sources built into an executable on ${version} (${runtime}; build.mjs with CONTROL_PLANE_RUNTIME), run from a fresh copy`,
+        description: `the same sources built into an executable on ${version} (the official build given to --runtime; build.mjs with CONTROL_PLANE_RUNTIME), run from a fresh copy`,
         runtime: version,
         command: built.path,
         args: [...LISTEN],
