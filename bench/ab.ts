@@ -2,7 +2,7 @@
 // change to the daemon and to its runtime flags was measured (README,
 // Performance; build.mjs). Not part of `npm run bench`.
 //
-//   tsx bench/ab.ts [--repeats R] [--n N] [--warmup W] SPEC SPEC [SPEC...]
+//   tsx bench/ab.ts [--workload sip-calls|mixed] [--repeats R] [--n N] [--warmup W] SPEC SPEC [SPEC...]
 //
 // A SPEC is either
 //   - a work tree (`git worktree add /tmp/base HEAD`): its sources, run
@@ -18,15 +18,17 @@ import { join } from 'node:path';
 import { percentile, runBurst, type Target } from './burst.ts';
 import { median } from './report.ts';
 import { RUNTIME_FLAGS } from './targets.ts';
-import { BENCH_KEY, buildWorkload } from './workload.ts';
+import { BENCH_KEY, buildWorkload, WORKLOADS, type WorkloadKind } from './workload.ts';
 
-const USAGE = 'usage: tsx bench/ab.ts [--repeats R] [--n N] [--warmup W] SPEC SPEC [SPEC...]   (SPEC: a work tree, or name=command arg...)';
+const USAGE = 'usage: tsx bench/ab.ts [--workload sip-calls|mixed] [--repeats R] [--n N] [--warmup W] SPEC SPEC [SPEC...]   (SPEC: a work tree, or name=command arg...)';
 const settings = { repeats: 5, n: 20_000, warmup: 2000 };
+let kind: WorkloadKind = 'sip-calls';
 const specs: string[] = [];
 const argv = process.argv.slice(2);
 for (let index = 0; index < argv.length; index++) {
   const flag = /^--(repeats|n|warmup)$/.exec(argv[index]!);
   if (flag) settings[flag[1] as keyof typeof settings] = Number(argv[++index]);
+  else if (argv[index] === '--workload' && (WORKLOADS as readonly string[]).includes(argv[index + 1] ?? '')) kind = argv[++index] as WorkloadKind;
   else specs.push(argv[index]!);
 }
 if (specs.length < 2 || Object.values(settings).some((value) => !Number.isInteger(value) || value < 0)) throw new Error(USAGE);
@@ -49,8 +51,8 @@ for (let repeat = 0; repeat < settings.repeats; repeat++) {
   for (const target of repeat % 2 === 0 ? targets : [...targets].reverse()) {
     const result = await runBurst(target, {
       concurrency: 64,
-      warmup: settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 500 + repeat }) : null,
-      workload: buildWorkload({ count: settings.n, seed: 600 + repeat }),
+      warmup: settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 500 + repeat, kind }) : null,
+      workload: buildWorkload({ count: settings.n, seed: 600 + repeat, kind }),
       repeat,
     });
     const entry = measured.get(target.name) ?? { main: [], all: [], rps: [], p99: [], rss: [] };

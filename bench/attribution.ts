@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type BurstResult, runBurst, type Target } from './burst.ts';
 import { median } from './report.ts';
 import { REPO_ROOT, RUNTIME_FLAGS } from './targets.ts';
-import { BENCH_KEY, buildWorkload } from './workload.ts';
+import { BENCH_KEY, buildWorkload, type WorkloadKind } from './workload.ts';
 
 /** A configuration: which steps are off, and what the difference to "full" means. */
 const VARIANTS: ReadonlyArray<{ readonly stubs: string; readonly step: string }> = [
@@ -39,7 +39,7 @@ export interface AttributionResult {
   readonly bare: { readonly main: number; readonly all: number; readonly requestsPerSecond: number };
 }
 
-export async function runAttribution(options: { concurrency: number; count: number; warmup: number; repeats: number; log: (line: string) => void }): Promise<AttributionResult> {
+export async function runAttribution(options: { kind: WorkloadKind; concurrency: number; count: number; warmup: number; repeats: number; log: (line: string) => void }): Promise<AttributionResult> {
   const node = process.execPath;
   const tsx = ['--import', 'tsx'];
   const target = (stubs: string): Target => ({
@@ -60,8 +60,8 @@ export async function runAttribution(options: { concurrency: number; count: numb
     for (const stubs of order) {
       const result = await runBurst(stubs === 'bare' ? bareTarget : target(stubs), {
         concurrency: options.concurrency,
-        warmup: options.warmup > 0 ? buildWorkload({ count: options.warmup, seed: 500 + repeat }) : null,
-        workload: buildWorkload({ count: options.count, seed: 600 + repeat }),
+        warmup: options.warmup > 0 ? buildWorkload({ count: options.warmup, seed: 500 + repeat, kind: options.kind }) : null,
+        workload: buildWorkload({ count: options.count, seed: 600 + repeat, kind: options.kind }),
         repeat,
       });
       runs.set(stubs, [...(runs.get(stubs) ?? []), result]);

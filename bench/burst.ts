@@ -77,7 +77,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Polls the output file for the start line (`listen: host:port`). */
-async function waitForListen(child: ChildProcess, outputPath: string, stderr: () => string): Promise<number> {
+export async function waitForListen(child: ChildProcess, outputPath: string, stderr: () => string): Promise<number> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (existsSync(outputPath)) {
@@ -100,22 +100,22 @@ export function peakRss(pid: number): number {
 }
 
 /** User + system CPU time of a live process (all threads), or of its main thread only, in ms. */
-function cpuTimeMs(pid: number, mainThreadOnly = false): number {
+export function cpuTimeMs(pid: number, mainThreadOnly = false): number {
   const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start at index 2.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
-interface SendResult {
+export interface SendResult {
   readonly latencies: Float64Array;
   readonly acceptedIds: string[];
   readonly failures: Record<string, number>;
   readonly elapsedMs: number;
 }
 
-/** Sends every room's webhooks in order, `concurrency` rooms at a time. */
-async function send(pool: Pool, workload: Workload, concurrency: number): Promise<SendResult> {
+/** Sends every room's webhooks in order, `concurrency` rooms at a time; `progress.answered` counts the answers as they come. */
+export async function send(pool: Pool, workload: Workload, concurrency: number, progress?: { answered: number }): Promise<SendResult> {
   const latencies = new Float64Array(workload.count);
   const acceptedIds: string[] = [];
   const failures: Record<string, number> = {};
@@ -138,6 +138,7 @@ async function send(pool: Pool, workload: Workload, concurrency: number): Promis
       status = 0;
     }
     latencies[nextSample++] = performance.now() - started;
+    if (progress) progress.answered++;
     if (status === 200) acceptedIds.push(webhook.id);
     else failures[String(status)] = (failures[String(status)] ?? 0) + 1;
   };

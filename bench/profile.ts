@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { runBurst, type Target } from './burst.ts';
 import { REPO_ROOT } from './targets.ts';
-import { buildWorkload } from './workload.ts';
+import { buildWorkload, type WorkloadKind } from './workload.ts';
 
 interface ProfileNode {
   readonly id: number;
@@ -62,13 +62,13 @@ export function summariseProfile(path: string): ProfileSummary {
   return { path, totalMs, areas: descending(areas), functions: descending(functions).slice(0, 20) };
 }
 
-export async function profileBurst(target: Target, options: { concurrency: number; count: number; warmup: number; directory: string }): Promise<ProfileSummary> {
+export async function profileBurst(target: Target, options: { kind: WorkloadKind; concurrency: number; count: number; warmup: number; directory: string }): Promise<ProfileSummary> {
   const name = `burst-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.cpuprofile`;
   const profiled: Target = { ...target, name: `${target.name} --cpu-prof`, args: ['--cpu-prof', '--cpu-prof-dir', options.directory, '--cpu-prof-name', name, ...target.args] };
   await runBurst(profiled, {
     concurrency: options.concurrency,
-    warmup: options.warmup > 0 ? buildWorkload({ count: options.warmup, seed: 99 }) : null,
-    workload: buildWorkload({ count: options.count, seed: 100 }),
+    warmup: options.warmup > 0 ? buildWorkload({ count: options.warmup, seed: 99, kind: options.kind }) : null,
+    workload: buildWorkload({ count: options.count, seed: 100, kind: options.kind }),
     repeat: 0,
   });
   return summariseProfile(join(options.directory, name));

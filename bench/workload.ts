@@ -1,8 +1,18 @@
-// The burst: N unique signed webhooks shaped like a telephony project's
-// traffic when a wave of calls ends (livekit-webhooks.md §5, §7), grouped by
-// room. LiveKit sends one room's events one at a time, in order, and
-// different rooms in parallel (§3); the load generator reproduces that, so
+// The burst workloads: N unique signed webhooks grouped by room. LiveKit
+// sends one room's events one at a time, in order, and different rooms in
+// parallel (livekit-webhooks.md §3); the load generator reproduces that, so
 // the session state machine sees real call life cycles, not shuffled noise.
+//
+//   sip-calls  (the default) replayed SIP calls handled by an agent, eight
+//              webhooks per call: room_started, the agent's
+//              participant_joined and track_published, the SIP
+//              participant_joined with its `sip.*` attributes, its
+//              track_published (the call is answered), its
+//              participant_left, the agent's participant_left,
+//              room_finished. Fresh ids for every call.
+//   mixed      a telephony project's traffic when a wave of calls ends
+//              (livekit-webhooks.md §5, §7): answered and unanswered calls
+//              in and out, some recorded (egress), 10% WebRTC meetings.
 //
 // Every event has its own id (dedup never short-cuts) and its own token,
 // minted like the LiveKit server mints it. Bodies and tokens are built
@@ -85,7 +95,7 @@ function track(source: string): JsonObject {
 }
 
 /** The events of one room, as [event name, body fields, createdAt seconds]. */
-function roomEvents(random: () => number, startSeconds: number): Array<[string, JsonObject, number]> {
+function mixedRoomEvents(random: () => number, startSeconds: number): Array<[string, JsonObject, number]> {
   const events: Array<[string, JsonObject, number]> = [];
   let clock = startSeconds;
   const at = (seconds: number): number => (clock += seconds);
@@ -163,8 +173,48 @@ function roomEvents(random: () => number, startSeconds: number): Array<[string, 
   return events;
 }
 
+/** One call as the `sip-calls` workload replays it: eight webhooks, answered, ended by the phone. */
+function sipCallEvents(random: () => number, startSeconds: number): Array<[string, JsonObject, number]> {
+  const events: Array<[string, JsonObject, number]> = [];
+  let clock = startSeconds;
+  const push = (name: string, fields: JsonObject, seconds: number): void => {
+    events.push([name, fields, (clock += seconds)]);
+  };
+  const brief = (room: RoomSpec) => roomJson(room, false);
+  const trackOf = (participant: ParticipantSpec, trackJson: JsonObject) => ({ participant: { sid: participant.sid, identity: participant.identity }, track: trackJson });
+  const direction = random() < 0.5 ? 'inbound' : 'outbound';
+  const remote = phoneNumber(random);
+  const room = newRoom(`call_${remote}_${livekitId('R').slice(2, 8)}`, clock);
+  const agent = agentParticipant(clock * 1000 + 300);
+  const agentMic = track('MICROPHONE');
+  const sip = sipParticipant(direction, { remote, joinedAtMs: clock * 1000 + 1_200 });
+  const sipMic = track('MICROPHONE');
+  push('room_started', { room: roomJson(room) }, 0);
+  push('participant_joined', { room: roomJson(room), participant: participantJson(agent, 'ACTIVE') }, 0);
+  push('track_published', { room: brief(room), ...trackOf(agent, agentMic) }, 1);
+  push('participant_joined', { room: roomJson(room), participant: participantJson(sip, 'ACTIVE') }, 1);
+  push('track_published', { room: brief(room), ...trackOf(sip, sipMic) }, 2 + Math.floor(random() * 20));
+  push('participant_left', { room: roomJson(room), participant: participantJson(sip, 'DISCONNECTED', { disconnectReason: 'CLIENT_INITIATED', callStatus: 'hangup' }) }, 30 + Math.floor(random() * 400));
+  push('participant_left', { room: roomJson(room), participant: participantJson(agent, 'DISCONNECTED', { disconnectReason: 'ROOM_CLOSED' }) }, 1);
+  push('room_finished', { room: roomJson(room) }, 20);
+  return events;
+}
+
+export const WORKLOADS = ['sip-calls', 'mixed'] as const;
+export type WorkloadKind = (typeof WORKLOADS)[number];
+/** Webhooks per call in the `sip-calls` workload. */
+export const SIP_CALL_WEBHOOKS = 8;
+
+export function describeWorkload(kind: WorkloadKind): string {
+  return kind === 'sip-calls'
+    ? 'replayed SIP calls (per call: room_started, the agent\'s participant_joined and track_published, the SIP participant_joined with its sip.* attributes, its track_published, participant_left, the agent leaving, room_finished; fresh ids per call)'
+    : 'a telephony call mix (answered and unanswered calls in and out, 30% of answered calls recorded, 10% WebRTC meetings)';
+}
+
 export interface WorkloadOptions {
   readonly count: number;
+  /** `sip-calls` (the default) or `mixed`. */
+  readonly kind?: WorkloadKind;
   readonly key?: KeyPair;
   /** Signing time (Unix seconds); tokens are valid 5 min from it, like LiveKit's. */
   readonly issuedAt?: number;
@@ -184,7 +234,7 @@ export function buildWorkload(options: WorkloadOptions): Workload {
   let start = issuedAt - 3600;
   while (count < options.count) {
     const stream: Webhook[] = [];
-    for (const [name, fields, createdAt] of roomEvents(random, start)) {
+    for (const [name, fields, createdAt] of (options.kind === 'mixed' ? mixedRoomEvents : sipCallEvents)(random, start)) {
       if (count >= options.count) break;
       const event = envelope(name, fields, { createdAt: Math.min(createdAt, issuedAt) });
       const body = Buffer.from(encodeBody(event));
