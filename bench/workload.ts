@@ -1,6 +1,6 @@
 // The burst workloads: N unique signed webhooks grouped by room. LiveKit
 // sends one room's events one at a time, in order, and different rooms in
-// parallel (livekit-webhooks.md §3); the load generator reproduces that, so
+// parallel (docs/livekit-facts.md#duplicates); the load generator reproduces that, so
 // the session state machine sees real call life cycles, not shuffled noise.
 //
 //   sip-calls  (the default) replayed SIP calls handled by an agent, eight
@@ -11,7 +11,7 @@
 //              participant_left, the agent's participant_left,
 //              room_finished. Fresh ids for every call.
 //   mixed      a telephony project's traffic when a wave of calls ends
-//              (livekit-webhooks.md §5, §7): answered and unanswered calls
+//              (docs/livekit-facts.md#events, #telephony): answered and unanswered calls
 //              in and out, some recorded (egress), 10% WebRTC meetings.
 //
 // Every event has its own id (dedup never short-cuts) and its own token,

@@ -24,7 +24,7 @@ const refusal = (argv: string[], env: Record<string, string> = KEY_ENV, readText
 };
 
 describe('defaults and precedence', () => {
-  test('defaults follow the SPEC table', () => {
+  test('defaults follow the settings table of docs/contract.md#configuration', () => {
     const config = load([]);
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.port, 8000);
@@ -219,7 +219,7 @@ describe('refusals name the setting', () => {
   }
 });
 
-test('sizes and durations take the SPEC units', () => {
+test('sizes and durations take the documented units', () => {
   assert.equal(parseSize('512K'), 512 * 1024);
   assert.equal(parseSize('100M'), 100 * 1024 * 1024);
   assert.equal(parseSize('1G'), 1024 ** 3);

@@ -1,5 +1,5 @@
 // Realistic webhook bodies, shaped like the LiveKit server's protojson
-// output (livekit-webhooks.md §2, §5, §7): lowerCamelCase names, int64 as
+// output (docs/livekit-facts.md#body-encoding, #events, #telephony): lowerCamelCase names, int64 as
 // strings, enums by name, zero values omitted. `control-plane send` posts
 // them; tests and benchmarks build their scenarios from them.
 
@@ -130,7 +130,7 @@ export function envelope(event: string, fields: JsonObject, options: EnvelopeOpt
 
 /**
  * Serialises like Go protojson. `spaced` reproduces the builds that put
- * `", "` between fields (livekit-webhooks.md §2): the bytes differ, and the
+ * `", "` between fields (docs/livekit-facts.md#body-encoding): the bytes differ, and the
  * signature must be checked on the bytes received.
  */
 export function encodeBody(event: JsonObject, spaced = false): string {

@@ -5,7 +5,7 @@
 // them to a running daemon; the tests and the property tests play the same
 // scenarios (shuffled, duplicated and lossy there).
 //
-// The timings follow livekit-webhooks.md §7: an inbound leg joins ringing
+// The timings follow docs/livekit-facts.md#telephony: an inbound leg joins ringing
 // and is answered once it hears the agent; an outbound leg joins dialing,
 // before the INVITE, and its audio starts at the answer; a participant's
 // tracks are unpublished just before it leaves; the room finishes when its

@@ -1,5 +1,5 @@
 // Mints the token LiveKit puts in `Authorization`, exactly as the server
-// does (livekit-webhooks.md §1): HS256, iss = API key, nbf = iat = now,
+// does (docs/livekit-facts.md#signing): HS256, iss = API key, nbf = iat = now,
 // exp = now + 5 min, sha256 = standard base64 of SHA-256 of the body bytes.
 // Used by `control-plane sign` / `send`, the tests and the benchmarks.
 

@@ -1,4 +1,4 @@
-// One SIP call leg: what a webhook tells about it (livekit-webhooks.md §7)
+// One SIP call leg: what a webhook tells about it (docs/livekit-facts.md#telephony)
 // and the call.* and SIP provider.* lines it causes. Pure functions over
 // immutable records; SessionStore (sessions.ts) decides when they apply.
 //
@@ -76,7 +76,7 @@ export function sipCallStatus(participant: ParticipantInfo): string | undefined 
   return nonEmpty(participant.attributes[SIP_ATTRIBUTES.callStatus]);
 }
 
-/** Inbound legs come from a dispatch rule: `sip.ruleID` is set only for them (livekit-webhooks.md §7). */
+/** Inbound legs come from a dispatch rule: `sip.ruleID` is set only for them (docs/livekit-facts.md#telephony). */
 export function sipDirection(participant: ParticipantInfo): Direction {
   return participant.attributes[SIP_ATTRIBUTES.ruleId] ? 'inbound' : 'outbound';
 }

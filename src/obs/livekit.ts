@@ -32,7 +32,7 @@ export function secondsToTimestamp(seconds: bigint): string | undefined {
   return value > 0 && value <= 253_402_300_799 ? formatSeconds(value) : undefined;
 }
 
-/** The room SID that names this event's session (SPEC §4), or null when none can be known. */
+/** The room SID that names this event's session (docs/contract.md#common-fields), or null when none can be known. */
 export function sessionIdOf(event: WebhookEvent): string | null {
   if (event.egressInfo) return event.egressInfo.roomId || event.room?.sid || null;
   if (event.ingressInfo) return null;

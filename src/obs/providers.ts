@@ -4,7 +4,7 @@
 // state, calls.ts.) Each finding has a key so that the same trouble is
 // reported once even when LiveKit sends it in several events (a duplicated
 // egress run sends several egress_ended for one egressId,
-// livekit-webhooks.md §3).
+// docs/livekit-facts.md#duplicates).
 
 import type { WebhookEvent } from '@livekit/protocol';
 import { derivedLine, nonEmpty } from './calls.ts';

@@ -1,4 +1,4 @@
-// Rate limit for the lines of rejected requests (SPEC §2): a flood of
+// Rate limit for the lines of rejected requests (docs/contract.md#http-answers): a flood of
 // forged or broken requests must not drown the log or fill the disk. Each
 // reason gets REJECTED_LINES_PER_WINDOW lines per window, and all reasons
 // together at most REJECTED_LINES_TOTAL_PER_WINDOW (a flood that cycles

@@ -1,4 +1,4 @@
-// OBS-00: the event lines (SPEC §4). This file is the one place that lists
+// OBS-00: the event lines (docs/contract.md#lines). This file is the one place that lists
 // the event types and the field order; the encoder, the mapper, the tests
 // and README all follow it.
 //
@@ -56,7 +56,7 @@ export const PRIORITY_PREFIX: Readonly<Record<Level, string>> = Object.freeze({ 
 
 export type FieldValue = string | number | boolean | readonly string[];
 
-/** The event's own fields, in the order they are written (SPEC §4). */
+/** The event's own fields, in the order they are written (docs/contract.md#the-events-own-fields). */
 export const FIELD_ORDER = [
   'webhook_id',
   'livekit_event',
@@ -119,7 +119,7 @@ export function line(level: Level, eventType: EventType, sessionId: string | nul
   return { level, event_type: eventType, session_id: sessionId, ...known };
 }
 
-/** Fields whose values may embed a phone number (SPEC §4, --redact-phone-numbers). */
+/** Fields whose values may embed a phone number (docs/contract.md#redaction, --redact-phone-numbers). */
 // `error` and `detail` are free text that can quote one (an egress error
 // naming a file after the room, a 404's URL).
 export const PHONE_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['from', 'to', 'participant_identity', 'room_name', 'error', 'detail']);
@@ -218,7 +218,7 @@ export interface LineEncoderOptions {
  * of lines costs no intermediate strings (which were the largest source of
  * garbage per webhook, measured with V8's sampling heap profiler) and no
  * copy from a string into bytes. Each line is `\n`-terminated JSON with the
- * common fields first in SPEC order, then the event's known fields in
+ * common fields first in the contract's order, then the event's known fields in
  * FIELD_ORDER; nothing outside the schema is ever written. With a redactor,
  * phone numbers in PHONE_FIELDS are masked. Strings are escaped exactly as
  * JSON.stringify escapes them, and U+2028, U+2029 and U+0085 as well (the

@@ -201,7 +201,7 @@ const UNCHANGED: Reduced = { next: undefined, calls: NO_LINES, session: NO_LINES
 
 /**
  * The pure step: one room-queue event applied to one session. Returns the
- * lines (grouped call, session, provider as SPEC §4 orders them) and the
+ * lines (grouped call, session, provider as docs/contract.md#the-lines-of-one-webhook orders them) and the
  * session's next state. Never mutates `basis`.
  */
 export function reduceSession(basis: Basis, event: WebhookEvent, nowMs: number): Reduced {

@@ -1,9 +1,9 @@
-// The session and call state machines as data (ARCHITECTURE.md: one source
+// The session and call state machines as data (docs/architecture.md: one source
 // of truth). SessionStore (sessions.ts) moves only along these rows, the
 // tests walk the same rows, and README's "How calls and sessions are
 // derived" is written from them. Nothing here reads a clock or does I/O.
 //
-// Facts behind the rules: livekit-webhooks.md §5 (what each webhook means),
+// Facts behind the rules: docs/livekit-facts.md#events (what each webhook means),
 // §6 (DisconnectReason) and §7 (SIP attributes, sip.callStatus, how SIP
 // outcomes reach disconnectReason in both server generations).
 
@@ -89,7 +89,7 @@ export function nextCallPhase(from: CallPhase | null, on: CallTrigger): CallTran
 
 // ------------------------------------------------------ SIP call status
 
-/** `sip.callStatus` values that mean the call was connected (livekit-webhooks.md §7). */
+/** `sip.callStatus` values that mean the call was connected (docs/livekit-facts.md#telephony). */
 export const ANSWERED_STATUSES: ReadonlySet<string> = new Set(['active', 'automation']);
 /** `sip.callStatus` values that mean the call never got past dialing or ringing. */
 export const UNANSWERED_STATUSES: ReadonlySet<string> = new Set(['dialing', 'ringing']);
@@ -118,7 +118,7 @@ export interface DepartureAnswerRule {
   readonly matches: (direction: Direction, status: string | undefined) => boolean;
 }
 
-/** When the sip.callStatus a leg leaves with proves it was answered (livekit-webhooks.md §7, "More SIP facts"). */
+/** When the sip.callStatus a leg leaves with proves it was answered (docs/livekit-facts.md#telephony). */
 export const DEPARTURE_ANSWER_RULES: readonly DepartureAnswerRule[] = [
   {
     when: 'active or automation, either direction: the call was connected and the room side ended it',
@@ -177,7 +177,7 @@ export interface OutcomeRule {
   readonly matches: (facts: EndFacts) => boolean;
 }
 
-/** SPEC §4's outcome table; the first matching row wins. */
+/** The outcome table of docs/contract.md#outcomes; the first matching row wins. */
 export const OUTCOME_RULES: readonly OutcomeRule[] = [
   {
     outcome: 'completed',

@@ -5,7 +5,7 @@
 // header, parse it, find the key its `iss` names, check the signature and
 // the times, then hash the body and compare with the `sha256` claim.
 //
-// LiveKit signs each webhook with an HS256 JWT (livekit-webhooks.md §1):
+// LiveKit signs each webhook with an HS256 JWT (docs/livekit-facts.md#signing):
 // iss = API key, exp = iat + 5 min, sha256 = standard base64 of SHA-256 of
 // the body bytes. The body hash is checked on the bytes as received, never
 // on a re-serialised object (some LiveKit builds put ", " between fields).

@@ -1,4 +1,4 @@
-// The rotating log file (`--log-file`, SPEC §6).
+// The rotating log file (`--log-file`, docs/contract.md#log-file).
 //
 // One webhook is one `write(2)` on an O_APPEND descriptor, synchronous, before
 // the request is answered: a 200 means the lines are in the file (and on

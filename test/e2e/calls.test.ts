@@ -1,6 +1,6 @@
 // Calls and sessions through the running daemon: signed webhooks over
 // HTTP, lines read from its output. Each webhook's derived lines follow its
-// livekit.* line (SPEC §4 order), and every scenario writes exactly the
+// livekit.* line (docs/contract.md#the-lines-of-one-webhook), and every scenario writes exactly the
 // call.*, session.* and provider.* lines expected.
 
 import assert from 'node:assert/strict';

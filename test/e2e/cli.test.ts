@@ -1,4 +1,4 @@
-// The command line of SPEC §7 and the start-up refusals of SPEC §1.
+// The command line and the start-up refusals (docs/contract.md#command-line, #configuration).
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';

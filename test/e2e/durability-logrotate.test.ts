@@ -1,6 +1,6 @@
 // Real logrotate, with the shipped config, forced again and again on the
 // daemon's log directory while signed webhooks stream in and the daemon's
-// own size rotation and compression run too (SPEC §6, issue 4). Afterwards
+// own size rotation and compression run too (docs/contract.md#log-file). Afterwards
 // every accepted webhook's lines are there exactly once across all files,
 // seq has no gap and no duplicate, no line is split, every .gz is valid.
 

@@ -1,4 +1,4 @@
-// A SIGHUP storm under load (SPEC §2, §6): signals every few milliseconds,
+// A SIGHUP storm under load (docs/contract.md#http-answers, #log-file): signals every few milliseconds,
 // the file moved away now and then as an external rotation would, and the
 // daemon's own size rotation, while signed webhooks stream in. Every
 // accepted webhook's lines are there exactly once, nothing is split, and the

@@ -8,7 +8,7 @@
 // 2. Fewer than the cap, trickling one header line a second: the 10 s
 //    header timeout cuts every one of them off with a JSON 408, and the
 //    lines they cause stay within the rate limit.
-// Both run at once (about 12 s: the header timeout is 10 s by the SPEC).
+// Both run at once (about 12 s: the header timeout is 10 s by the contract).
 
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';

@@ -1,4 +1,4 @@
-// The HTTP contract of SPEC §2 against the real program (sources, or the
+// The HTTP contract (docs/contract.md#http-answers) against the real program (sources, or the
 // executable when CONTROL_PLANE_BIN is set).
 
 import assert from 'node:assert/strict';

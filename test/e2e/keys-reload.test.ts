@@ -1,4 +1,4 @@
-// Key rotation without a restart (SPEC §2, SIGHUP): while webhooks flow,
+// Key rotation without a restart (docs/contract.md#http-answers, SIGHUP): while webhooks flow,
 // the keys file gains the new key (both work), then loses the old one (it
 // is refused with unknown_key); a broken file keeps the keys in use and says
 // why. No webhook signed with a valid key is refused at any point.

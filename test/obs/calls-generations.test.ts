@@ -1,4 +1,4 @@
-// livekit-webhooks.md §7 "How SIP outcomes reach disconnectReason", row by
+// docs/livekit-facts.md#telephony "How SIP outcomes reach disconnectReason", row by
 // row, for both server generations: servers and SIP bridges up to 2026-08
 // (the right column) and from 2026-09 (livekit/sip#861, livekit/livekit#4890:
 // the bridge's own reason reaches the webhook). The same call must get the
@@ -121,7 +121,7 @@ function play(row: Row, generation: Generation) {
   return run(new SessionStore(), events);
 }
 
-describe('SIP outcomes under both server generations (livekit-webhooks.md §7)', () => {
+describe('SIP outcomes under both server generations (docs/livekit-facts.md#telephony)', () => {
   for (const row of ROWS) {
     for (const [name, generation] of [
       ['from 2026-09', row.newer],

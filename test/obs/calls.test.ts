@@ -1,4 +1,4 @@
-// Every telephony scenario of livekit-webhooks.md §7, as a table: the
+// Every telephony scenario of docs/livekit-facts.md#telephony, as a table: the
 // webhooks LiveKit sends for it and exactly the call.*, session.* and
 // provider.* lines an auditor must read.
 
@@ -211,7 +211,7 @@ const SCENARIOS: Scenario[] = [
     lines: [
       created,
       started(OUTBOUND),
-      // One webhook: its call.* lines come before its session.* lines (SPEC §4).
+      // One webhook: its call.* lines come before its session.* lines (docs/contract.md#lines).
       answered(OUTBOUND, 'left_snapshot'),
       // The answer time is unknown (no track_published arrived): no talk_ms.
       ended(OUTBOUND, { reason: 'client_initiated', outcome: 'completed', answered: true, duration_ms: 48_000 }),
@@ -417,7 +417,7 @@ const SCENARIOS: Scenario[] = [
 ];
 
 
-describe('call and session lines for each livekit-webhooks.md §7 scenario', () => {
+describe('call and session lines for each docs/livekit-facts.md#telephony scenario', () => {
   for (const scenario of SCENARIOS) {
     test(scenario.name, () => {
       const room = new RoomScript();
@@ -425,7 +425,7 @@ describe('call and session lines for each livekit-webhooks.md §7 scenario', () 
       assert.deepEqual(lines.map(project), scenario.lines);
       for (const line of lines) {
         if (line.event_type === 'provider.event' && line.provider === 'ingress') {
-          // Ingress webhooks carry no room SID (SPEC §4): no session to name.
+          // Ingress webhooks carry no room SID (docs/contract.md#lines): no session to name.
           assert.equal(line.session_id, null);
         } else {
           assert.equal(line.session_id, room.room.sid, `${line.event_type} names its session`);

@@ -7,7 +7,7 @@ import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, L
 
 const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
 
-test('common fields come first, in the SPEC order, then known fields in FIELD_ORDER', () => {
+test('common fields come first, in the contract order, then known fields in FIELD_ORDER', () => {
   const event = { level: 'info', event_type: 'call.ended', session_id: 'RM_1', talk_ms: 5, reason: 'client_initiated', webhook_id: 'EV_1' } as ObsEvent;
   const line = encodeLine(event, 7, TS);
   assert.equal(line, '{"ts":"2026-11-30T09:28:01.007Z","seq":7,"level":"info","component":"control_plane","event_type":"call.ended","session_id":"RM_1","webhook_id":"EV_1","reason":"client_initiated","talk_ms":5}\n');

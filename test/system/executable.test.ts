@@ -10,7 +10,7 @@ import { freePort, REPO_ROOT, startDaemon, TEST_KEY } from '../helpers/daemon.ts
 import { run } from './sandbox.ts';
 
 const EXECUTABLE = `${REPO_ROOT}dist/control-plane`;
-/** Target from issue 5: a healthy /health within this long after exec. */
+/** A healthy /health within this long after exec. */
 const HEALTHY_WITHIN_MS = 150;
 const STARTS = 9;
 
