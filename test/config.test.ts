@@ -278,3 +278,14 @@ describe('the command line: -- and the metrics listener', () => {
     });
   });
 });
+
+test("README's configuration table lists every setting with its environment variable (one source of truth)", async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Command line'));
+  for (const setting of SETTINGS) {
+    const row = table.split('\n').find((line) => line.startsWith(`| \`${setting.flag}\` |`));
+    assert.ok(row, `README's configuration table has no row for ${setting.flag}`);
+    assert.ok(row.includes(`\`${setting.env}`), `${setting.flag}: README does not name ${setting.env}`);
+  }
+});
