@@ -2,10 +2,12 @@
 // Each returns its exit status; only main.ts touches the process.
 
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import packageJson from '../package.json' with { type: 'json' };
 import { type Config, ConfigError, describeConfig, type KeyPair, loadConfig, parseArgs, type ParsedArgs, settingsHelp } from './config.ts';
 import { encodeBody, SAMPLE_EVENTS, sampleWebhook } from './livekit/samples.ts';
 import { signWebhook } from './livekit/sign.ts';
+import { checkStore } from './store/redis.ts';
 
 export const VERSION: string = packageJson.version;
 
@@ -41,7 +43,7 @@ ${settingsHelp()}
   LIVEKIT_API_KEY, LIVEKIT_API_SECRET        the key pair LiveKit signs webhooks with
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
-Exit status: 0 ok, 1 failure (send: the daemon did not answer 200), 2 bad configuration or usage.
+Exit status: 0 ok, 1 failure (send: the daemon did not answer 200; check-config: the shared store does not answer), 2 bad configuration or usage.
 `;
 
 export type Command = 'serve' | 'sign' | 'send' | 'check-config';
@@ -143,12 +145,24 @@ export async function sendCommand(parsed: ParsedArgs, io: CommandIo): Promise<nu
   }
 }
 
-/** `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via ConfigError. */
-export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
+/**
+ * `check-config`: exit 0 with a summary (key ids, never secrets), or 2 via
+ * ConfigError; with a shared store, it also connects: exit 1 when the
+ * store does not answer.
+ */
+export async function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): Promise<number> {
   const config = configFrom(parsed, io);
-  io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+  const summary = describeConfig(config);
+  let answers = true;
+  if (config.store.kind === 'redis') {
+    const check = await checkStore(config.store, config.instanceId ?? hostname());
+    answers = check.ok;
+    summary.store_status = check.ok ? `answers (${check.detail})` : `does not answer: ${check.detail}`;
+  }
+  io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
-  return 0;
+  if (!answers) io.stderr(`check-config: the store ${config.store.description} does not answer\n`);
+  return answers ? 0 : 1;
 }
 
 export function defaultIo(): CommandIo {

@@ -14,8 +14,11 @@ import { KeyRing } from './pipeline/verify.ts';
 import { FileSink } from './sinks/file.ts';
 import type { Sink, SinkWriteError } from './sinks/sink.ts';
 import { StdoutSink } from './sinks/stdout.ts';
+import { hostname } from 'node:os';
 import { MemoryStore } from './store/memory.ts';
+import { RedisStore } from './store/redis.ts';
 import { StateJournal } from './store/state-journal.ts';
+import type { StateStore } from './store/store.ts';
 
 /** How long SIGTERM waits for requests in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -40,7 +43,7 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
       case 'send':
         return await sendCommand(parsed, io);
       case 'check-config':
-        return checkConfigCommand(parsed, io);
+        return await checkConfigCommand(parsed, io);
       case 'serve':
         return await serve(configFrom(parsed, io), parsed, io);
     }
@@ -63,8 +66,25 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
   }
 }
 
-/** The embedded store, made durable by a state journal with --state-file; the warnings of loading it. */
-function openStore(config: Config, reportProblem: (message: string) => void): { store: MemoryStore; journal: StateJournal | null; warnings: string[] } {
+/**
+ * The store: shared in Redis (--store redis://…), or embedded and made
+ * durable by a state journal with --state-file; the warnings of loading it.
+ */
+function openStore(
+  config: Config,
+  reportProblem: (message: string) => void,
+  observeStore: (operation: 'read' | 'commit', seconds: number) => void,
+): { store: StateStore; journal: StateJournal | null; warnings: string[] } {
+  if (config.store.kind === 'redis') {
+    const store = new RedisStore({
+      setting: config.store,
+      instanceId: instanceIdOf(config),
+      observe: observeStore,
+      onConnectionChange: (problem) => reportProblem(problem === null ? `store ${config.store.description} answers` : `store ${config.store.description}: ${problem}; webhooks are answered 503 until it answers`),
+    });
+    store.connect();
+    return { store, journal: null, warnings: [] };
+  }
   if (!config.stateFile) return { store: new MemoryStore(), journal: null, warnings: [] };
   const store = new MemoryStore({}, `memory (state file ${config.stateFile})`);
   const journal = new StateJournal({ path: config.stateFile, fsync: config.fsync, warn: reportProblem });
@@ -85,19 +105,26 @@ function diagnosticLine(message: string, nowMs: number): string {
   return `${JSON.stringify({ ts: new Date(nowMs).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message })}\n`;
 }
 
+/** The name in every line's `instance` field with a shared store. */
+const instanceIdOf = (config: Config): string => config.instanceId ?? hostname();
+
 const formatListen = (address: { host: string; port: number }): string => `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   const reportProblem = (message: string) => io.stderr(diagnosticLine(message, Date.now()));
   const sink = openSink(config, reportProblem);
-  const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined });
-  const { store, journal, warnings } = openStore(config, reportProblem);
+  const shared = config.store.kind !== 'memory';
+  // seq counts this process's lines: with several instances, gaps are found per (instance, seq).
+  const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined, instance: shared ? instanceIdOf(config) : undefined });
+  // Store round trips happen only once the server runs, after `metrics` exists.
+  const { store, journal, warnings } = openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
   let keys = new KeyRing(config.keys);
   const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => writer.rotations, outputHealthy: () => writer.healthy });
+  if (shared) for (const operation of ['read', 'commit']) metrics.storeDuration.init({ operation });
   const output = new Output({
     writer,
     store,
-    storeReadsKeys: false,
+    storeReadsKeys: shared,
     schedule: setImmediate,
     onWriteFailed: (error, webhooks) => {
       metrics.outputErrors.inc({ code: error.code });
@@ -128,6 +155,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   } catch (error) {
     io.stderr(`control-plane: --host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})\n`);
     journal?.close();
+    await store.close();
     writer.close();
     return 2;
   }
@@ -141,7 +169,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     startupWarnings.push('--dev: the public development key pair devkey/secret is accepted. Development only.');
     reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
   }
-  const started = processLine('control_plane.started', { version: VERSION, listen: formatListen(address), sink: writer.description, key_ids: keys.keyIds });
+  const started = processLine('control_plane.started', { version: VERSION, listen: formatListen(address), sink: writer.description, store: store.description, key_ids: keys.keyIds });
   writeOrReport(writer, [started, ...startupWarnings.map(warningLine)], reportProblem, 'the start line');
 
   const timers = [

@@ -348,6 +348,9 @@ export class DaemonMetrics {
   );
   readonly connectionsRefused = this.registry.register(new Counter('control_plane_connections_refused_total', 'Connections refused at --max-connections because every open one was busy.'));
   readonly storeErrors = this.registry.register(new Counter('control_plane_store_errors_total', 'Store reads or commits that failed or timed out (the webhooks answered 503), by reason.', ['reason']));
+  readonly storeDuration = this.registry.register(
+    new Histogram('control_plane_store_duration_seconds', 'Shared store (--store redis://…) round trips per group of webhooks, leases and waits included, by operation (read, commit).', LATENCY_BUCKETS, ['operation']),
+  );
   readonly bodyMemoryRefusals = this.registry.register(
     new Counter('control_plane_body_budget_refusals_total', 'Webhooks answered 503 because the request bodies held at once would pass --max-body-memory.'),
   );

@@ -82,6 +82,7 @@ export const FIELD_ORDER = [
   'version',
   'listen',
   'sink',
+  'store',
   'key_ids',
 ] as const;
 

@@ -119,16 +119,22 @@ export class Output {
       keys = this.options.storeReadsKeys ? stateKeysOf(group.map((submission) => submission.event)) : { eventIds: [], roomSids: [], providerKeys: [] };
       view = this.options.store.read(keys, this.clock());
     } catch (error) {
-      return this.finish(group, { kind: 'store_failed', error: asStoreError(error) });
+      return this.readFailed(group, error);
     }
     if (isPromise(view)) {
       view.then(
         (ready) => this.planAndWrite(group, ready),
-        (error: unknown) => this.finish(group, { kind: 'store_failed', error: asStoreError(error) }),
+        (error: unknown) => this.readFailed(group, error),
       );
     } else {
       this.planAndWrite(group, view);
     }
+  }
+
+  private readFailed(group: readonly Submission[], error: unknown): void {
+    const storeError = asStoreError(error);
+    this.options.onStoreFailed?.(storeError, group.length);
+    this.finish(group, { kind: 'store_failed', error: storeError });
   }
 
   /** Resolves once nothing is queued or in flight. */
