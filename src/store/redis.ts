@@ -298,8 +298,8 @@ export class RedisStore implements StateStore {
         const reply = (await run(entries.length * 2, ...args)) as [number, unknown];
         if (reply[0] === 1) {
           const view = this.viewOf(token, entries, reply[1] as Array<string | null>, sentAt);
-          if (performance.now() - sentAt > this.leaseMs - this.timeoutMs) {
-            // Too little of the leases is left to write and commit before they run out (the process stalled): plan nothing on them.
+          if (performance.now() - sentAt > this.leaseMs / 2) {
+            // Half the leases' life is gone before planning even starts (the process stalled): too little is left to write and commit on them.
             void this.abandon(view);
             throw new StoreUnavailableError('timeout', `the leases of ${entries.length} key(s) were granted too late to use`);
           }
