@@ -7,6 +7,7 @@
 import { encodeBody, type JsonObject, livekitId } from '../../src/livekit/samples.ts';
 import { GroupState, planWebhook } from '../../src/pipeline/plan.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
+import { postSigned } from './daemon.ts';
 import { agentParticipant, decode, RoomScript, sipLeg, standardParticipant, T0 } from '../obs/sessions.helpers.ts';
 
 export type Scenario = (room: RoomScript) => JsonObject[];
@@ -196,4 +197,72 @@ export function tally(values: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
   return counts;
+}
+
+export interface DeliveryReport {
+  /** Webhook ids answered 200 (each once, however often it was sent). */
+  readonly accepted: Set<string>;
+  /** Webhook ids that got a 5xx or a connection error at least once before their 200. */
+  readonly retried: Set<string>;
+  /** Non-200 answers by status ("conn" for a connection error), and how many carried Retry-After. */
+  readonly failures: Map<string, number>;
+  retryAfterMissing: number;
+}
+
+export interface BurstOptions {
+  /** Rooms whose queues run at once. */
+  readonly concurrency: number;
+  /** Picks the instance for one attempt (LiveKit's load balancer); `failed` is the one the previous attempt failed on. */
+  readonly pick: (attempt: number, failed: string | undefined) => string;
+  /** Called after each 200, with the number so far. */
+  readonly onAccepted?: (accepted: number) => void;
+  /** Give up on a webhook after this long (LiveKit drops events that waited 30 s). */
+  readonly giveUpMs?: number;
+}
+
+/**
+ * Sends the rooms as LiveKit does: each room's webhooks one at a time in
+ * order, `concurrency` rooms at once; a 5xx or a connection error is
+ * retried (here after 50 ms, to keep the test short) on whatever instance
+ * `pick` names next.
+ */
+export async function sendBurst(rooms: readonly RoomStream[], options: BurstOptions): Promise<DeliveryReport> {
+  const report: DeliveryReport = { accepted: new Set(), retried: new Set(), failures: new Map(), retryAfterMissing: 0 };
+  const giveUpMs = options.giveUpMs ?? 30_000;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const room = rooms[next++];
+      if (room === undefined) return;
+      for (const body of room.bodies) {
+        const id = (JSON.parse(body) as { id: string }).id;
+        const started = Date.now();
+        let failed: string | undefined;
+        for (let attempt = 1; ; attempt++) {
+          let status: string;
+          const url = options.pick(attempt, failed);
+          try {
+            const answer = await postSigned(url, body);
+            if (answer.status === 200) break;
+            if (answer.status < 500) throw new Error(`webhook ${id} refused for good: ${answer.status} ${answer.text}`);
+            status = String(answer.status);
+            if (answer.headers['retry-after'] === undefined) report.retryAfterMissing++;
+          } catch (error) {
+            if (error instanceof Error && error.message.startsWith('webhook ')) throw error;
+            status = 'conn';
+          }
+          failed = url;
+          report.failures.set(status, (report.failures.get(status) ?? 0) + 1);
+          report.retried.add(id);
+          if (Date.now() - started > giveUpMs) throw new Error(`webhook ${id} not accepted within ${giveUpMs} ms`);
+          // LiveKit waits 1, 2, 4, 8 s or Retry-After; the test only needs the retry to come later.
+          await new Promise((resolve) => setTimeout(resolve, status === 'conn' ? 5 : 50));
+        }
+        report.accepted.add(id);
+        options.onAccepted?.(report.accepted.size);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  return report;
 }
