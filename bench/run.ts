@@ -38,6 +38,7 @@ import {
   verdicts,
   verdictTable,
 } from './report.ts';
+import { addRedisRows, type RedisRows, redisVerdicts } from './redis.ts';
 import { measureStartup } from './startup.ts';
 import { benchTargets, NAMES, REPO_ROOT, type TargetSet } from './targets.ts';
 import { buildWorkload } from './workload.ts';
@@ -100,14 +101,16 @@ function machine(): string {
 async function main(): Promise<void> {
   const settings = settingsFrom(process.argv.slice(2), process.env);
   const set = benchTargets();
+  const redis = await addRedisRows(set, [NAMES.source, NAMES.executable]);
   try {
-    await bench(settings, set);
+    await bench(settings, set, redis);
   } finally {
     set.cleanup();
+    await redis.stop();
   }
 }
 
-async function bench(settings: Settings, set: TargetSet): Promise<void> {
+async function bench(settings: Settings, set: TargetSet, redis: RedisRows): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const startedAt = new Date();
   const selected = (target: Target) => settings.only.length === 0 || settings.only.some((part) => target.name.toLowerCase().includes(part));
@@ -119,6 +122,8 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     const bareSameFlags = set.bareSameFlagsFor.get(name);
     if (bareSameFlags) wanted.add(bareSameFlags);
     if (set.bareFor.has(name)) wanted.add(set.sdk);
+    const embeddedTwin = redis.twins.get(name);
+    if (embeddedTwin) wanted.add(embeddedTwin);
   }
   const targets = set.targets.filter((target) => wanted.has(target.name));
 
@@ -194,7 +199,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
 
   const summaries = summarise(targets, results, set.bareFor, set.bareSameFlagsFor, set.sdk);
   const controlPlaneRows = [NAMES.source, NAMES.executable];
-  const verdictList = verdicts(summaries, startup, controlPlaneRows, NAMES.executable);
+  const verdictList = [...verdicts(summaries, startup, controlPlaneRows, NAMES.executable), ...redisVerdicts(summaries, redis.twins)];
   const workloadMix = buildWorkload({ count: settings.n, seed: 1000 });
 
   const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-');
