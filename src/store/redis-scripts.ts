@@ -7,7 +7,13 @@
 //
 // Values: a room is `<version>|<JSON session record>` while its session is
 // open and `<version>|E<ended at, ms>` once it ended; an event id or a
-// provider trouble key holds the time it was accepted. Missing is version 0.
+// provider trouble key holds `L<token>` while a group plans on it and the
+// time it was accepted once committed. A missing room is version 0.
+
+/** Every key starts with this: one control-plane deployment per Redis database. */
+export const KEY_PREFIX = 'cp:';
+export const ROOM_PREFIX = `${KEY_PREFIX}room:`;
+const ROOM_PREFIX_LENGTH = ROOM_PREFIX.length;
 //
 // The scripts use only commands of Redis 6.2 and Valkey, no shebang flags.
 
@@ -16,116 +22,150 @@
  * values. All or none: an instance never holds some keys while it waits for
  * others, so two instances cannot block each other.
  *
- * KEYS[1..n]: the leases; KEYS[n+1..2n]: the data keys, in the same order.
- * ARGV[1]: the group's token; ARGV[2]: the lease's lifetime (ms).
- * Returns {1, values} (nil for a missing key), or {0, i} when the i-th key is
- * leased by another group.
+ * An event id or a provider key is its own lease: while a group plans on
+ * it, it holds `L<token>` (for the lease's lifetime); once committed, the
+ * time it was accepted. A key already committed needs no lease (it only
+ * ever expires). A room keeps its record readable, so its lease is a key of
+ * its own.
+ *
+ * KEYS: the m id and provider keys, then the r room leases, then the r
+ * room keys. ARGV[1]: the group's token; ARGV[2]: the lease's lifetime (ms);
+ * ARGV[3]: m.
+ * Returns {1, values} (nil for a missing or newly leased key), or {0, i}
+ * when the i-th key is leased by another group.
  */
 export const LEASE_AND_READ = `
-local n = #KEYS / 2
 local token = ARGV[1]
-for i = 1, n do
-  local holder = redis.call('GET', KEYS[i])
-  if holder and holder ~= token then
-    return {0, i}
-  end
-end
+local pending = 'L' .. token
+local m = tonumber(ARGV[3])
+local r = (#KEYS - m) / 2
 local values = {}
-for i = 1, n do
-  redis.call('SET', KEYS[i], token, 'PX', ARGV[2])
-  values[i] = redis.call('GET', KEYS[n + i])
+for i = 1, m do
+  local value = redis.call('GET', KEYS[i])
+  if value and string.byte(value, 1) == 76 and value ~= pending then return {0, i} end
+  values[i] = value
+end
+for j = 1, r do
+  local holder = redis.call('GET', KEYS[m + j])
+  if holder and holder ~= token then return {0, m + j} end
+end
+for i = 1, m do
+  if not values[i] then redis.call('SET', KEYS[i], pending, 'PX', ARGV[2]) end
+end
+for j = 1, r do
+  redis.call('SET', KEYS[m + j], token, 'PX', ARGV[2])
+  values[m + j] = redis.call('GET', KEYS[m + r + j])
 end
 return {1, values}
 `;
 
-/** Arguments per key in COMMIT: op, expected version, value, ttl (ms), room SID, index score (ms), live legs. */
-export const COMMIT_ARGS_PER_KEY = 7;
-
 /**
  * Commits a group's changes if, and only if, no other group holds one of
  * its keys and nothing it read has changed since (compare-and-set), then
- * releases its leases. On any mismatch nothing is written, the group's
+ * lets go of its leases. On any mismatch nothing is written, the group's
  * leases are released, and the reason is returned.
  *
- * KEYS[1..n]: the leases; KEYS[n+1..2n]: the data keys (as read); then the
- * open-session index, the live-legs hash, the ended-session index, the
- * counters hash, and this minute's count of accepted ids.
- * ARGV[1]: token; ARGV[2]: n; ARGV[3]: ids added; ARGV[4]: the id count's
- * lifetime; ARGV[5]: the indexes' lifetime; then COMMIT_ARGS_PER_KEY per key:
- *   op: `room` (write a room: version must equal the expected one),
- *       `same` (a room read, not changed: version must still be the expected one),
- *       `add` (an id or provider key: must not exist yet),
- *       `seen` (an id or key read, not changed: nothing to check);
- *   value, ttl: what `room` and `add` write and for how long;
- *   SID, score, live legs (-1: the session ended): the room's index entries.
+ * KEYS: the m id and provider keys, the r room leases, the r room keys (as
+ * read), then the open-session index, the live-legs hash, the ended-session
+ * index, the counters hash, and this minute's count of accepted ids.
+ * ARGV[1]: token; ARGV[2]: m; ARGV[3]: ids added; ARGV[4]: the id count's
+ * lifetime; ARGV[5]: the indexes' lifetime; then, for each id or provider
+ * key, `add <value> <ttl>` (must be absent or ours) or `free` (let go if
+ * ours); then, for each room, `room <version> <value> <ttl> <score> <live
+ * legs, -1 once ended>` (the version must still be the one read) or `same
+ * <version>` (read, not changed: the version must still be the one read).
+ * A room's SID is its key after the `cp:room:` prefix.
  * Returns {1}, or {0, reason, i}: reason `lease`, `version` or `exists` for the i-th key.
  */
 export const COMMIT = `
 local token = ARGV[1]
-local n = tonumber(ARGV[2])
-local per = ${COMMIT_ARGS_PER_KEY}
+local pending = 'L' .. token
+local m = tonumber(ARGV[2])
+local r = (#KEYS - 5 - m) / 2
 local function versionOf(value)
   if not value then return 0 end
   local bar = string.find(value, '|', 1, true)
   return tonumber(string.sub(value, 1, bar - 1))
 end
 local function releaseOwn()
-  for i = 1, n do
-    if redis.call('GET', KEYS[i]) == token then redis.call('DEL', KEYS[i]) end
+  for i = 1, m do
+    if redis.call('GET', KEYS[i]) == pending then redis.call('DEL', KEYS[i]) end
+  end
+  for j = 1, r do
+    if redis.call('GET', KEYS[m + j]) == token then redis.call('DEL', KEYS[m + j]) end
   end
 end
-for i = 1, n do
-  local holder = redis.call('GET', KEYS[i])
-  if holder and holder ~= token then
-    releaseOwn()
-    return {0, 'lease', i}
-  end
-  local a = 6 + (i - 1) * per
+local timed = {}
+local a = 6
+for i = 1, m do
   local op = ARGV[a]
-  if op == 'room' or op == 'same' then
-    if versionOf(redis.call('GET', KEYS[n + i])) ~= tonumber(ARGV[a + 1]) then
+  timed[i] = a
+  if op == 'add' then
+    local value = redis.call('GET', KEYS[i])
+    if value and value ~= pending then
       releaseOwn()
-      return {0, 'version', i}
-    end
-  elseif op == 'add' then
-    if redis.call('EXISTS', KEYS[n + i]) == 1 then
-      releaseOwn()
+      if string.byte(value, 1) == 76 then return {0, 'lease', i} end
       return {0, 'exists', i}
     end
+    a = a + 3
+  else
+    a = a + 1
   end
 end
-local openKey, liveKey, endedKey, statsKey, idCountKey = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3], KEYS[2 * n + 4], KEYS[2 * n + 5]
+local rooms = {}
+for j = 1, r do
+  rooms[j] = a
+  local holder = redis.call('GET', KEYS[m + j])
+  if holder and holder ~= token then
+    releaseOwn()
+    return {0, 'lease', m + j}
+  end
+  if versionOf(redis.call('GET', KEYS[m + r + j])) ~= tonumber(ARGV[a + 1]) then
+    releaseOwn()
+    return {0, 'version', m + j}
+  end
+  if ARGV[a] == 'room' then a = a + 6 else a = a + 2 end
+end
+for i = 1, m do
+  local at = timed[i]
+  if ARGV[at] == 'add' then
+    redis.call('SET', KEYS[i], ARGV[at + 1], 'PX', ARGV[at + 2])
+  elseif redis.call('GET', KEYS[i]) == pending then
+    redis.call('DEL', KEYS[i])
+  end
+end
+local openKey, liveKey, endedKey, statsKey, idCountKey = KEYS[m + 2 * r + 1], KEYS[m + 2 * r + 2], KEYS[m + 2 * r + 3], KEYS[m + 2 * r + 4], KEYS[m + 2 * r + 5]
 local legs = 0
-for i = 1, n do
-  local a = 6 + (i - 1) * per
-  local op = ARGV[a]
-  if op == 'room' then
-    redis.call('SET', KEYS[n + i], (tonumber(ARGV[a + 1]) + 1) .. '|' .. ARGV[a + 2], 'PX', ARGV[a + 3])
-    local sid = ARGV[a + 4]
+for j = 1, r do
+  local at = rooms[j]
+  if ARGV[at] == 'room' then
+    local key = KEYS[m + r + j]
+    redis.call('SET', key, (tonumber(ARGV[at + 1]) + 1) .. '|' .. ARGV[at + 2], 'PX', ARGV[at + 3])
+    local sid = string.sub(key, ${ROOM_PREFIX_LENGTH + 1})
     legs = legs - (tonumber(redis.call('HGET', liveKey, sid)) or 0)
-    local live = tonumber(ARGV[a + 6])
+    local live = tonumber(ARGV[at + 5])
     if live < 0 then
       redis.call('ZREM', openKey, sid)
       redis.call('HDEL', liveKey, sid)
-      redis.call('ZADD', endedKey, ARGV[a + 5], sid)
+      redis.call('ZADD', endedKey, ARGV[at + 4], sid)
     else
-      redis.call('ZADD', openKey, ARGV[a + 5], sid)
-      redis.call('ZREM', endedKey, sid)
+      redis.call('ZADD', openKey, ARGV[at + 4], sid)
       redis.call('HSET', liveKey, sid, live)
       legs = legs + live
     end
-  elseif op == 'add' then
-    redis.call('SET', KEYS[n + i], ARGV[a + 2], 'PX', ARGV[a + 3])
   end
-  redis.call('DEL', KEYS[i])
+  redis.call('DEL', KEYS[m + j])
 end
 if legs ~= 0 then redis.call('HINCRBY', statsKey, 'calls', legs) end
 if tonumber(ARGV[3]) > 0 then
   redis.call('INCRBY', idCountKey, ARGV[3])
   redis.call('PEXPIRE', idCountKey, ARGV[4])
 end
-for _, index in ipairs({openKey, liveKey, endedKey, statsKey}) do
-  if redis.call('EXISTS', index) == 1 then redis.call('PEXPIRE', index, ARGV[5]) end
+if r > 0 then
+  redis.call('PEXPIRE', openKey, ARGV[5])
+  redis.call('PEXPIRE', liveKey, ARGV[5])
+  redis.call('PEXPIRE', endedKey, ARGV[5])
+  redis.call('PEXPIRE', statsKey, ARGV[5])
 end
 return {1}
 `;
@@ -133,11 +173,14 @@ return {1}
 /**
  * Lets go of a group's leases (its lines were not written). Only the
  * group's own: a lease that expired and was taken by another is left alone.
- * KEYS: the leases; ARGV[1]: the token.
+ * KEYS: the m id and provider keys, then the room leases. ARGV[1]: the token; ARGV[2]: m.
  */
 export const RELEASE = `
+local pending = 'L' .. ARGV[1]
+local m = tonumber(ARGV[2])
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+  local mine = i <= m and pending or ARGV[1]
+  if redis.call('GET', KEYS[i]) == mine then redis.call('DEL', KEYS[i]) end
 end
 return #KEYS
 `;

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { ENDED, isSessionRecord, type RoomState, type SessionRecord } from '../obs/sessions.ts';
 import { MEMORY_DEFAULTS } from './memory.ts';
-import { COMMIT, COMMIT_ARGS_PER_KEY, LEASE_AND_READ, MAINTAIN, RELEASE } from './redis-scripts.ts';
+import { COMMIT, KEY_PREFIX, LEASE_AND_READ, MAINTAIN, RELEASE, ROOM_PREFIX } from './redis-scripts.ts';
 import type { StateChanges, StateKeys, StateStore, StateView, StoreCounts } from './store.ts';
 import { StoreUnavailableError } from './store.ts';
 import type { RedisStoreSetting } from './store-url.ts';
@@ -49,12 +49,12 @@ export const REDIS_DEFAULTS = {
   leaseMs: 5_000,
 } as const;
 
-/** Every key starts with this: one control-plane deployment per Redis database. */
-export const KEY_PREFIX = 'cp:';
+export { KEY_PREFIX } from './redis-scripts.ts';
 const idKey = (id: string): string => `${KEY_PREFIX}id:${id}`;
-const roomKey = (sid: string): string => `${KEY_PREFIX}room:${sid}`;
+const roomKey = (sid: string): string => `${ROOM_PREFIX}${sid}`;
 const providerKey = (key: string): string => `${KEY_PREFIX}prov:${key}`;
-const leaseKey = (dataKey: string): string => `${KEY_PREFIX}lease:${dataKey.slice(KEY_PREFIX.length)}`;
+/** A room's lease (ids and provider keys are their own lease, redis-scripts.ts). */
+const roomLeaseKey = (sid: string): string => `${KEY_PREFIX}lease:${sid}`;
 const OPEN_INDEX = `${KEY_PREFIX}open`;
 const LIVE_LEGS = `${KEY_PREFIX}live`;
 const ENDED_INDEX = `${KEY_PREFIX}ended`;
@@ -68,6 +68,12 @@ const BUSY_RETRY_MIN_MS = 2;
 const BUSY_RETRY_MAX_MS = 15;
 
 type KeyKind = 'id' | 'room' | 'provider';
+
+interface KeyEntry {
+  readonly kind: KeyKind;
+  readonly name: string;
+  readonly key: string;
+}
 
 /** /health's reason until the first connection is up. */
 const CONNECTING = 'store_connecting';
@@ -86,10 +92,10 @@ class RedisView implements StateView {
 
   constructor(
     readonly token: string,
-    /** Data keys in lease order, with what each names. */
-    readonly keys: ReadonlyArray<{ readonly kind: KeyKind; readonly name: string; readonly key: string }>,
-    /** performance.now() when the lease request was sent: the leases cannot have expired before this plus their lifetime. */
-    readonly leasedAt: number,
+    /** The id and provider keys, in lease order. */
+    readonly timed: readonly KeyEntry[],
+    /** The rooms, in lease order. */
+    readonly roomEntries: readonly KeyEntry[],
   ) {}
 
   idSeen(id: string): boolean {
@@ -265,49 +271,52 @@ export class RedisStore implements StateStore {
   // --- read ----------------------------------------------------------------
 
   read(keys: StateKeys, _nowMs: number): StateView | Promise<StateView> {
-    const entries: Array<{ kind: KeyKind; name: string; key: string }> = [];
+    const timed: KeyEntry[] = [];
+    const rooms: KeyEntry[] = [];
     const seen = new Set<string>();
-    const add = (kind: KeyKind, name: string, key: string): void => {
+    const add = (list: KeyEntry[], kind: KeyKind, name: string, key: string): void => {
       if (seen.has(key)) return;
       seen.add(key);
-      entries.push({ kind, name, key });
+      list.push({ kind, name, key });
     };
-    for (const id of keys.eventIds) add('id', id, idKey(id));
-    for (const sid of keys.roomSids) add('room', sid, roomKey(sid));
-    for (const key of keys.providerKeys) add('provider', key, providerKey(key));
-    if (entries.length === 0) {
-      const view = new RedisView('', entries, performance.now());
+    for (const id of keys.eventIds) add(timed, 'id', id, idKey(id));
+    for (const key of keys.providerKeys) add(timed, 'provider', key, providerKey(key));
+    for (const sid of keys.roomSids) add(rooms, 'room', sid, roomKey(sid));
+    if (timed.length === 0 && rooms.length === 0) {
+      const view = new RedisView('', timed, rooms);
       view.settled = true;
       return view;
     }
-    return this.leaseAndRead(entries);
+    return this.leaseAndRead(timed, rooms);
   }
 
-  private async leaseAndRead(entries: Array<{ kind: KeyKind; name: string; key: string }>): Promise<StateView> {
+  private async leaseAndRead(timed: readonly KeyEntry[], rooms: readonly KeyEntry[]): Promise<StateView> {
     const started = performance.now();
     const deadline = started + this.timeoutMs;
     const token = this.nextToken();
     const args: string[] = [];
-    for (const entry of entries) args.push(leaseKey(entry.key));
-    for (const entry of entries) args.push(entry.key);
-    args.push(token, String(this.leaseMs));
+    for (const entry of timed) args.push(entry.key);
+    for (const entry of rooms) args.push(roomLeaseKey(entry.name));
+    for (const entry of rooms) args.push(entry.key);
+    args.push(token, String(this.leaseMs), String(timed.length));
     const run = this.script('leaseAndRead');
     try {
       for (let attempt = 1; ; attempt++) {
         const sentAt = performance.now();
-        const reply = (await run(entries.length * 2, ...args)) as [number, unknown];
+        const reply = (await run(timed.length + rooms.length * 2, ...args)) as [number, unknown];
         if (reply[0] === 1) {
-          const view = this.viewOf(token, entries, reply[1] as Array<string | null>, sentAt);
+          const view = this.viewOf(token, timed, rooms, reply[1] as Array<string | null>);
           if (performance.now() - sentAt > this.leaseMs / 2) {
             // Half the leases' life is gone before planning even starts (the process stalled): too little is left to write and commit on them.
             void this.abandon(view);
-            throw new StoreUnavailableError('timeout', `the leases of ${entries.length} key(s) were granted too late to use`);
+            throw new StoreUnavailableError('timeout', `the leases of ${timed.length + rooms.length} key(s) were granted too late to use`);
           }
           this.succeeded('read', started);
           return view;
         }
         // Another instance's group holds one of these keys: it commits or lets go within milliseconds, or its lease expires.
-        const busyKey = entries[(reply[1] as number) - 1]?.key ?? 'a key';
+        const index = (reply[1] as number) - 1;
+        const busyKey = (index < timed.length ? timed[index] : rooms[index - timed.length])?.key ?? 'a key';
         if (performance.now() + BUSY_RETRY_MAX_MS >= deadline) {
           throw new StoreUnavailableError('busy', `${busyKey} stayed leased by another instance for ${this.timeoutMs} ms (${attempt} attempts)`);
         }
@@ -318,15 +327,16 @@ export class RedisStore implements StateStore {
     }
   }
 
-  private viewOf(token: string, entries: ReadonlyArray<{ kind: KeyKind; name: string; key: string }>, values: ReadonlyArray<string | null>, sentAt: number): RedisView {
-    const view = new RedisView(token, entries, sentAt);
-    for (let index = 0; index < entries.length; index++) {
-      const { kind, name } = entries[index]!;
-      const value = values[index] ?? null;
-      if (kind === 'id') view.ids.set(name, value !== null);
-      else if (kind === 'provider') view.providers.set(name, value !== null);
-      else view.rooms.set(name, parseRoomValue(value));
+  private viewOf(token: string, timed: readonly KeyEntry[], rooms: readonly KeyEntry[], values: ReadonlyArray<string | null>): RedisView {
+    const view = new RedisView(token, timed, rooms);
+    for (let index = 0; index < timed.length; index++) {
+      const { kind, name } = timed[index]!;
+      // A committed key holds a time; one this group just leased reads as missing.
+      const present = (values[index] ?? null) !== null;
+      if (kind === 'id') view.ids.set(name, present);
+      else view.providers.set(name, present);
     }
+    for (let index = 0; index < rooms.length; index++) view.rooms.set(rooms[index]!.name, parseRoomValue(values[timed.length + index] ?? null));
     return view;
   }
 
@@ -346,48 +356,50 @@ export class RedisStore implements StateStore {
 
   private async commitGroup(view: RedisView, changes: StateChanges, nowMs: number): Promise<void> {
     const started = performance.now();
-    const { keys } = view;
-    const n = keys.length;
+    this.checkChangesWereRead(view, changes);
+    const { timed, roomEntries } = view;
     const keyArgs: string[] = [];
-    for (const entry of keys) keyArgs.push(leaseKey(entry.key));
-    for (const entry of keys) keyArgs.push(entry.key);
-    const minute = Math.floor(nowMs / ID_COUNT_MINUTE_MS);
-    keyArgs.push(OPEN_INDEX, LIVE_LEGS, ENDED_INDEX, COUNTERS, idCountKey(minute));
+    for (const entry of timed) keyArgs.push(entry.key);
+    for (const entry of roomEntries) keyArgs.push(roomLeaseKey(entry.name));
+    for (const entry of roomEntries) keyArgs.push(entry.key);
+    keyArgs.push(OPEN_INDEX, LIVE_LEGS, ENDED_INDEX, COUNTERS, idCountKey(Math.floor(nowMs / ID_COUNT_MINUTE_MS)));
     let newIds = 0;
-    const perKey: Array<string | number> = [];
-    for (const entry of keys) {
-      if (entry.kind === 'room') {
-        const read = view.rooms.get(entry.name)!;
-        const next = changes.rooms.get(entry.name);
-        if (next === undefined) {
-          perKey.push('same', read.version, '', 0, '', 0, 0);
-        } else if (next === ENDED) {
-          const endedAt = changes.endedAtMs.get(entry.name) ?? nowMs;
-          perKey.push('room', read.version, `E${endedAt}`, this.endedGraceMs, entry.name, endedAt, -1);
-        } else {
-          perKey.push('room', read.version, JSON.stringify(next), this.idleTimeoutMs, entry.name, next.touchedAtMs, liveLegs(next));
-        }
+    const operations: Array<string | number> = [];
+    for (const entry of timed) {
+      const atMs = entry.kind === 'id' ? changes.ids.get(entry.name) : changes.providerKeys.get(entry.name);
+      if (atMs === undefined) {
+        operations.push('free');
       } else {
-        const atMs = entry.kind === 'id' ? changes.ids.get(entry.name) : changes.providerKeys.get(entry.name);
-        if (atMs === undefined) {
-          perKey.push('seen', 0, '', 0, '', 0, 0);
-        } else {
-          if (entry.kind === 'id') newIds++;
-          perKey.push('add', 0, String(atMs), entry.kind === 'id' ? this.dedupWindowMs : this.providerKeyWindowMs, '', 0, 0);
-        }
+        if (entry.kind === 'id') newIds++;
+        operations.push('add', atMs, entry.kind === 'id' ? this.dedupWindowMs : this.providerKeyWindowMs);
       }
     }
-    if (perKey.length !== n * COMMIT_ARGS_PER_KEY) throw new Error('commit arguments out of step with the keys');
-    this.checkChangesWereRead(view, changes);
-    const indexLifetime = this.idleTimeoutMs + this.endedGraceMs;
+    for (const entry of roomEntries) {
+      const read = view.rooms.get(entry.name)!;
+      const next = changes.rooms.get(entry.name);
+      if (next === undefined) {
+        operations.push('same', read.version);
+      } else if (next === ENDED) {
+        const endedAt = changes.endedAtMs.get(entry.name) ?? nowMs;
+        operations.push('room', read.version, `E${endedAt}`, this.endedGraceMs, endedAt, -1);
+      } else {
+        operations.push('room', read.version, JSON.stringify(next), this.idleTimeoutMs, next.touchedAtMs, liveLegs(next));
+      }
+    }
     try {
-      const reply = (await this.script('commitGroup')(n * 2 + 5, ...keyArgs, view.token, n, newIds, this.dedupWindowMs + 2 * ID_COUNT_MINUTE_MS, indexLifetime, ...perKey)) as [
-        number,
-        string?,
-        number?,
-      ];
+      const reply = (await this.script('commitGroup')(
+        keyArgs.length,
+        ...keyArgs,
+        view.token,
+        timed.length,
+        newIds,
+        this.dedupWindowMs + 2 * ID_COUNT_MINUTE_MS,
+        this.idleTimeoutMs + this.endedGraceMs,
+        ...operations,
+      )) as [number, string?, number?];
       if (reply[0] !== 1) {
-        const key = keys[(reply[2] ?? 1) - 1]?.key ?? 'a key';
+        const index = (reply[2] ?? 1) - 1;
+        const key = (index < timed.length ? timed[index] : roomEntries[index - timed.length])?.key ?? 'a key';
         const why = reply[1] === 'lease' ? 'is leased by another instance (ours expired)' : reply[1] === 'version' ? 'changed since it was read' : 'was added by another instance';
         throw new StoreUnavailableError('conflict', `${key} ${why}; nothing committed, LiveKit's retry is planned again`);
       }
@@ -407,7 +419,8 @@ export class RedisStore implements StateStore {
     const group = view as RedisView;
     if (group.settled) return;
     group.settled = true;
-    return this.script('releaseLeases')(group.keys.length, ...group.keys.map((entry) => leaseKey(entry.key)), group.token).then(
+    const keys = [...group.timed.map((entry) => entry.key), ...group.roomEntries.map((entry) => roomLeaseKey(entry.name))];
+    return this.script('releaseLeases')(keys.length, ...keys, group.token, group.timed.length).then(
       () => undefined,
       // Not released: they expire after leaseMs.
       () => undefined,
