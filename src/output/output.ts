@@ -199,7 +199,9 @@ export class Output {
     }
     let committed: void | Promise<void>;
     try {
-      committed = this.options.store.commit(view, state, this.commitTime(group));
+      // What arrived meanwhile is the next group: a shared store reads its keys in the same round trip as this commit.
+      const next = this.options.storeReadsKeys && this.queue.length > 0 ? stateKeysOf(this.queue.map((submission) => submission.event)) : undefined;
+      committed = this.options.store.commit(view, state, this.commitTime(group), next);
     } catch (error) {
       return this.committed(group, planned, deliveries, error);
     }

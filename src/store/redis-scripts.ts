@@ -18,8 +18,9 @@ const ROOM_PREFIX_LENGTH = ROOM_PREFIX.length;
 // The scripts use only commands of Redis 6.2 and Valkey, no shebang flags.
 
 /**
- * Takes a lease on every key of a group, all or none, and returns the keys'
- * values. All or none: an instance never holds some keys while it waits for
+ * Lua: takes a lease on every key of a group for `token`, all or none, and
+ * returns the keys' values; or nil and the index of a key another group
+ * holds. All or none: an instance never holds some keys while it waits for
  * others, so two instances cannot block each other.
  *
  * An event id or a provider key is its own lease: while a group plans on
@@ -28,34 +29,49 @@ const ROOM_PREFIX_LENGTH = ROOM_PREFIX.length;
  * ever expires). A room keeps its record readable, so its lease is a key of
  * its own.
  *
- * KEYS: the m id and provider keys, then the r room leases, then the r
- * room keys. ARGV[1]: the group's token; ARGV[2]: the lease's lifetime (ms);
- * ARGV[3]: m.
+ * The keys start at KEYS[first]: the m id and provider keys, then the r
+ * room leases, then the r room keys. A key this token already holds counts
+ * as its own (and reads as missing).
+ */
+const LEASE_FUNCTION = `
+local function leaseAndRead(first, m, r, token, leaseMs)
+  local pending = 'L' .. token
+  local values = {}
+  for i = 1, m do
+    local value = redis.call('GET', KEYS[first + i - 1])
+    if value == pending then
+      value = false
+    elseif value and string.byte(value, 1) == 76 then
+      return nil, i
+    end
+    values[i] = value
+  end
+  for j = 1, r do
+    local holder = redis.call('GET', KEYS[first + m + j - 1])
+    if holder and holder ~= token then return nil, m + j end
+  end
+  for i = 1, m do
+    if not values[i] then redis.call('SET', KEYS[first + i - 1], pending, 'PX', leaseMs) end
+  end
+  for j = 1, r do
+    redis.call('SET', KEYS[first + m + j - 1], token, 'PX', leaseMs)
+    values[m + j] = redis.call('GET', KEYS[first + m + r + j - 1])
+  end
+  return values
+end
+`;
+
+/**
+ * Leases and reads one group's keys (LEASE_FUNCTION).
+ * KEYS: the m id and provider keys, the r room leases, the r room keys.
+ * ARGV[1]: the group's token; ARGV[2]: the lease's lifetime (ms); ARGV[3]: m.
  * Returns {1, values} (nil for a missing or newly leased key), or {0, i}
  * when the i-th key is leased by another group.
  */
-export const LEASE_AND_READ = `
-local token = ARGV[1]
-local pending = 'L' .. token
+export const LEASE_AND_READ = `${LEASE_FUNCTION}
 local m = tonumber(ARGV[3])
-local r = (#KEYS - m) / 2
-local values = {}
-for i = 1, m do
-  local value = redis.call('GET', KEYS[i])
-  if value and string.byte(value, 1) == 76 and value ~= pending then return {0, i} end
-  values[i] = value
-end
-for j = 1, r do
-  local holder = redis.call('GET', KEYS[m + j])
-  if holder and holder ~= token then return {0, m + j} end
-end
-for i = 1, m do
-  if not values[i] then redis.call('SET', KEYS[i], pending, 'PX', ARGV[2]) end
-end
-for j = 1, r do
-  redis.call('SET', KEYS[m + j], token, 'PX', ARGV[2])
-  values[m + j] = redis.call('GET', KEYS[m + r + j])
-end
+local values, busy = leaseAndRead(1, m, (#KEYS - m) / 2, ARGV[1], ARGV[2])
+if not values then return {0, busy} end
 return {1, values}
 `;
 
@@ -63,25 +79,32 @@ return {1, values}
  * Commits a group's changes if, and only if, no other group holds one of
  * its keys and nothing it read has changed since (compare-and-set), then
  * lets go of its leases. On any mismatch nothing is written, the group's
- * leases are released, and the reason is returned.
+ * leases are released, and the reason is returned. After a commit, leases
+ * and reads the next group's keys (those of the webhooks that arrived
+ * meanwhile), so that in a steady stream a group costs one round trip.
  *
  * KEYS: the m id and provider keys, the r room leases, the r room keys (as
  * read), then the open-session index, the live-legs hash, the ended-session
- * index, the counters hash, and this minute's count of accepted ids.
- * ARGV[1]: token; ARGV[2]: m; ARGV[3]: ids added; ARGV[4]: the id count's
- * lifetime; ARGV[5]: the indexes' lifetime; then, for each id or provider
- * key, `add <value> <ttl>` (must be absent or ours) or `free` (let go if
- * ours); then, for each room, `room <version> <value> <ttl> <score> <live
- * legs, -1 once ended>` (the version must still be the one read) or `same
- * <version>` (read, not changed: the version must still be the one read).
- * A room's SID is its key after the `cp:room:` prefix.
- * Returns {1}, or {0, reason, i}: reason `lease`, `version` or `exists` for the i-th key.
+ * index, the counters hash, and this minute's count of accepted ids; then
+ * the next group's keys as LEASE_FUNCTION takes them.
+ * ARGV[1]: token; ARGV[2]: m; ARGV[3]: r; ARGV[4]: ids added; ARGV[5]: the
+ * id count's lifetime; ARGV[6]: the indexes' lifetime; ARGV[7]: the lease's
+ * lifetime; ARGV[8]: the next group's token ('' for none); ARGV[9], ARGV[10]:
+ * its m and r; then, for each id or provider key, `add <value> <ttl>` (must
+ * be absent or ours) or `free` (let go if ours); then, for each room,
+ * `room <version> <value> <ttl> <score> <live legs, -1 once ended>` (the
+ * version must still be the one read) or `same <version>` (read, not
+ * changed: the version must still be the one read). A room's SID is its key
+ * after the `cp:room:` prefix.
+ * Returns {1} (no next group), {1, values} (the next group's values, as
+ * LEASE_AND_READ), {1, 0} (another group holds one of the next keys), or
+ * {0, reason, i}: reason `lease`, `version` or `exists` for the i-th key.
  */
-export const COMMIT = `
+export const COMMIT = `${LEASE_FUNCTION}
 local token = ARGV[1]
 local pending = 'L' .. token
 local m = tonumber(ARGV[2])
-local r = (#KEYS - 5 - m) / 2
+local r = tonumber(ARGV[3])
 local function versionOf(value)
   if not value then return 0 end
   local bar = string.find(value, '|', 1, true)
@@ -96,7 +119,7 @@ local function releaseOwn()
   end
 end
 local timed = {}
-local a = 6
+local a = 11
 for i = 1, m do
   local op = ARGV[a]
   timed[i] = a
@@ -157,17 +180,20 @@ for j = 1, r do
   redis.call('DEL', KEYS[m + j])
 end
 if legs ~= 0 then redis.call('HINCRBY', statsKey, 'calls', legs) end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('INCRBY', idCountKey, ARGV[3])
-  redis.call('PEXPIRE', idCountKey, ARGV[4])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('INCRBY', idCountKey, ARGV[4])
+  redis.call('PEXPIRE', idCountKey, ARGV[5])
 end
 if r > 0 then
-  redis.call('PEXPIRE', openKey, ARGV[5])
-  redis.call('PEXPIRE', liveKey, ARGV[5])
-  redis.call('PEXPIRE', endedKey, ARGV[5])
-  redis.call('PEXPIRE', statsKey, ARGV[5])
+  redis.call('PEXPIRE', openKey, ARGV[6])
+  redis.call('PEXPIRE', liveKey, ARGV[6])
+  redis.call('PEXPIRE', endedKey, ARGV[6])
+  redis.call('PEXPIRE', statsKey, ARGV[6])
 end
-return {1}
+if ARGV[8] == '' then return {1} end
+local values = leaseAndRead(m + 2 * r + 6, tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[8], ARGV[7])
+if not values then return {1, 0} end
+return {1, values}
 `;
 
 /**

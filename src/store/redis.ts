@@ -117,6 +117,42 @@ class RedisView implements StateView {
   }
 }
 
+/** A group's keys: ids and provider keys (their own leases), then rooms; each once. */
+function entriesOf(keys: StateKeys): { timed: KeyEntry[]; rooms: KeyEntry[] } {
+  const timed: KeyEntry[] = [];
+  const rooms: KeyEntry[] = [];
+  const seen = new Set<string>();
+  const add = (list: KeyEntry[], kind: KeyKind, name: string, key: string): void => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    list.push({ kind, name, key });
+  };
+  for (const id of keys.eventIds) add(timed, 'id', id, idKey(id));
+  for (const key of keys.providerKeys) add(timed, 'provider', key, providerKey(key));
+  for (const sid of keys.roomSids) add(rooms, 'room', sid, roomKey(sid));
+  return { timed, rooms };
+}
+
+/** KEYS as the lease function takes them: the id and provider keys, the room leases, the room keys. */
+function leaseKeysOf(timed: readonly KeyEntry[], rooms: readonly KeyEntry[]): string[] {
+  const keys: string[] = [];
+  for (const entry of timed) keys.push(entry.key);
+  for (const entry of rooms) keys.push(roomLeaseKey(entry.name));
+  for (const entry of rooms) keys.push(entry.key);
+  return keys;
+}
+
+/** A prefetched view with the keys read after it (same token): one group's view. */
+function mergeViews(first: RedisView, second: RedisView): RedisView {
+  const merged = new RedisView(first.token, [...first.timed, ...second.timed], [...first.roomEntries, ...second.roomEntries]);
+  for (const view of [first, second]) {
+    for (const [id, seen] of view.ids) merged.ids.set(id, seen);
+    for (const [sid, room] of view.rooms) merged.rooms.set(sid, room);
+    for (const [key, reported] of view.providers) merged.providers.set(key, reported);
+  }
+  return merged;
+}
+
 /** A stored room value → its version and state; a value that is not ours reads as corrupt (the group fails rather than overwrite it). */
 export function parseRoomValue(value: string | null): ReadRoom {
   if (value === null) return { version: 0, state: undefined };
@@ -170,6 +206,11 @@ export class RedisStore implements StateStore {
   private readonly onConnectionChange: RedisStoreOptions['onConnectionChange'];
   private readonly tokenPrefix: string;
   private tokenCounter = 0;
+  /** The next group's keys, leased and read by the last commit. */
+  private prefetched: RedisView | null = null;
+  private prefetchedAt = 0;
+  /** The token the last commit leased the next group's keys with (also when it failed: it may have done so). */
+  private nextGroupToken: string | null = null;
   private lastCounts: StoreCounts = { openSessions: 0, openCalls: 0, endedSessions: 0, rememberedIds: 0, evictedSessions: 0 };
   /** Why the last operation failed (or the connection is down), until one succeeds. */
   private failure: string | null = null;
@@ -271,33 +312,44 @@ export class RedisStore implements StateStore {
   // --- read ----------------------------------------------------------------
 
   read(keys: StateKeys, _nowMs: number): StateView | Promise<StateView> {
-    const timed: KeyEntry[] = [];
-    const rooms: KeyEntry[] = [];
-    const seen = new Set<string>();
-    const add = (list: KeyEntry[], kind: KeyKind, name: string, key: string): void => {
-      if (seen.has(key)) return;
-      seen.add(key);
-      list.push({ kind, name, key });
-    };
-    for (const id of keys.eventIds) add(timed, 'id', id, idKey(id));
-    for (const key of keys.providerKeys) add(timed, 'provider', key, providerKey(key));
-    for (const sid of keys.roomSids) add(rooms, 'room', sid, roomKey(sid));
+    const { timed, rooms } = entriesOf(keys);
+    const prefetched = this.takePrefetched();
+    if (prefetched !== null) {
+      // The previous commit leased and read the keys of the webhooks that were waiting: read only what arrived since.
+      const known = new Set<string>();
+      for (const entry of prefetched.timed) known.add(entry.key);
+      for (const entry of prefetched.roomEntries) known.add(entry.key);
+      const missingTimed = timed.filter((entry) => !known.has(entry.key));
+      const missingRooms = rooms.filter((entry) => !known.has(entry.key));
+      if (missingTimed.length === 0 && missingRooms.length === 0) return prefetched;
+      return this.leaseAndRead(missingTimed, missingRooms, prefetched.token).then((view) => mergeViews(prefetched, view as RedisView));
+    }
     if (timed.length === 0 && rooms.length === 0) {
       const view = new RedisView('', timed, rooms);
       view.settled = true;
       return view;
     }
-    return this.leaseAndRead(timed, rooms);
+    // A commit that tried to lease this group's keys may have done so even if it failed: the same token finds them its own.
+    const token = this.nextGroupToken ?? this.nextToken();
+    this.nextGroupToken = null;
+    return this.leaseAndRead(timed, rooms, token);
   }
 
-  private async leaseAndRead(timed: readonly KeyEntry[], rooms: readonly KeyEntry[]): Promise<StateView> {
+  /** The view the last commit leased for this group, if it is still young enough to plan on. */
+  private takePrefetched(): RedisView | null {
+    const prefetched = this.prefetched;
+    if (prefetched === null) return null;
+    this.prefetched = null;
+    this.nextGroupToken = null;
+    if (performance.now() - this.prefetchedAt <= this.leaseMs / 2) return prefetched;
+    void this.abandon(prefetched);
+    return null;
+  }
+
+  private async leaseAndRead(timed: readonly KeyEntry[], rooms: readonly KeyEntry[], token: string): Promise<StateView> {
     const started = performance.now();
     const deadline = started + this.timeoutMs;
-    const token = this.nextToken();
-    const args: string[] = [];
-    for (const entry of timed) args.push(entry.key);
-    for (const entry of rooms) args.push(roomLeaseKey(entry.name));
-    for (const entry of rooms) args.push(entry.key);
+    const args = leaseKeysOf(timed, rooms);
     args.push(token, String(this.leaseMs), String(timed.length));
     const run = this.script('leaseAndRead');
     try {
@@ -342,7 +394,7 @@ export class RedisStore implements StateStore {
 
   // --- commit ----------------------------------------------------------------
 
-  commit(view: StateView, changes: StateChanges, nowMs: number): void | Promise<void> {
+  commit(view: StateView, changes: StateChanges, nowMs: number, next?: StateKeys): void | Promise<void> {
     const group = view as RedisView;
     if (group.settled) {
       if (changes.ids.size > 0 || changes.rooms.size > 0 || changes.providerKeys.size > 0) throw new Error('changes to keys the group did not read');
@@ -351,18 +403,22 @@ export class RedisStore implements StateStore {
     group.settled = true;
     // The lines are written; if the leases may have run out meanwhile (a stalled output), another
     // instance may be planning the same keys: commit anyway, the script refuses if it did.
-    return this.commitGroup(group, changes, nowMs);
+    return this.commitGroup(group, changes, nowMs, next);
   }
 
-  private async commitGroup(view: RedisView, changes: StateChanges, nowMs: number): Promise<void> {
+  private async commitGroup(view: RedisView, changes: StateChanges, nowMs: number, next: StateKeys | undefined): Promise<void> {
     const started = performance.now();
     this.checkChangesWereRead(view, changes);
+    const following = next === undefined ? null : entriesOf(next);
+    const nextToken = following === null || following.timed.length + following.rooms.length === 0 ? '' : this.nextToken();
+    this.nextGroupToken = nextToken === '' ? null : nextToken;
     const { timed, roomEntries } = view;
     const keyArgs: string[] = [];
     for (const entry of timed) keyArgs.push(entry.key);
     for (const entry of roomEntries) keyArgs.push(roomLeaseKey(entry.name));
     for (const entry of roomEntries) keyArgs.push(entry.key);
     keyArgs.push(OPEN_INDEX, LIVE_LEGS, ENDED_INDEX, COUNTERS, idCountKey(Math.floor(nowMs / ID_COUNT_MINUTE_MS)));
+    if (nextToken !== '') keyArgs.push(...leaseKeysOf(following!.timed, following!.rooms));
     let newIds = 0;
     const operations: Array<string | number> = [];
     for (const entry of timed) {
@@ -387,21 +443,31 @@ export class RedisStore implements StateStore {
       }
     }
     try {
+      const sentAt = performance.now();
       const reply = (await this.script('commitGroup')(
         keyArgs.length,
         ...keyArgs,
         view.token,
         timed.length,
+        roomEntries.length,
         newIds,
         this.dedupWindowMs + 2 * ID_COUNT_MINUTE_MS,
         this.idleTimeoutMs + this.endedGraceMs,
+        this.leaseMs,
+        nextToken,
+        following?.timed.length ?? 0,
+        following?.rooms.length ?? 0,
         ...operations,
-      )) as [number, string?, number?];
+      )) as [number, (string | number | Array<string | null>)?, number?];
       if (reply[0] !== 1) {
         const index = (reply[2] ?? 1) - 1;
         const key = (index < timed.length ? timed[index] : roomEntries[index - timed.length])?.key ?? 'a key';
         const why = reply[1] === 'lease' ? 'is leased by another instance (ours expired)' : reply[1] === 'version' ? 'changed since it was read' : 'was added by another instance';
         throw new StoreUnavailableError('conflict', `${key} ${why}; nothing committed, LiveKit's retry is planned again`);
+      }
+      if (Array.isArray(reply[1])) {
+        this.prefetched = this.viewOf(nextToken, following!.timed, following!.rooms, reply[1]);
+        this.prefetchedAt = sentAt;
       }
       this.succeeded('commit', started);
     } catch (error) {
@@ -481,6 +547,7 @@ export class RedisStore implements StateStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.prefetched !== null) await this.abandon(this.prefetched);
     try {
       await this.client.quit();
     } catch {

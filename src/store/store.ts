@@ -79,8 +79,14 @@ export interface StateStore {
   readonly description: string;
   /** Reads the state these keys name. */
   read(keys: StateKeys, nowMs: number): StateView | Promise<StateView>;
-  /** Makes `changes` (planned against `view`) the state; rejects with StoreUnavailableError when it cannot. */
-  commit(view: StateView, changes: StateChanges, nowMs: number): void | Promise<void>;
+  /**
+   * Makes `changes` (planned against `view`) the state; rejects with
+   * StoreUnavailableError when it cannot. `next`: the keys of the webhooks
+   * already waiting for the next group, which a shared store may lease and
+   * read in the same round trip (the next read() of a superset of them then
+   * needs no round trip, or a smaller one).
+   */
+  commit(view: StateView, changes: StateChanges, nowMs: number, next?: StateKeys): void | Promise<void>;
   /** Lets go of a view without changing anything (its lines were not written). */
   abandon(view: StateView): void | Promise<void>;
   /** Applies expiry and caps when no webhook arrives (called from a timer). */

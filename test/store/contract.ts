@@ -201,6 +201,25 @@ export function storeContract(subject: StoreUnderTest): void {
       assert.deepEqual(store.counts(), { openSessions: 1, openCalls: 1, endedSessions: 2, rememberedIds: 4, evictedSessions: 0 });
     });
 
+    test('a commit given the next group\'s keys: the next read (of more keys) sees the committed state', async () => {
+      const store = await open();
+      const now = Date.now();
+      const first = await store.read(keysOf(['EV_1'], ['RM_1']), now);
+      // EV_2 and RM_1 wait for the next group; EV_1 arrives again among them (a redelivery).
+      await store.commit(first, changesOf({ ids: [['EV_1', now]], rooms: [['RM_1', session('RM_1', now, [leg('PA_1', 'started')])]] }), now, keysOf(['EV_2', 'EV_1'], ['RM_1']));
+      const second = await store.read(keysOf(['EV_2', 'EV_1', 'EV_3'], ['RM_1', 'RM_2']), now);
+      assert.equal(second.idSeen('EV_1', now), true);
+      assert.equal(second.idSeen('EV_2', now), false);
+      assert.equal(second.idSeen('EV_3', now), false);
+      assert.deepEqual(second.room('RM_1'), session('RM_1', now, [leg('PA_1', 'started')]));
+      assert.equal(second.room('RM_2'), undefined);
+      await store.commit(second, changesOf({ ids: [['EV_2', now], ['EV_3', now]], rooms: [['RM_1', ENDED]], endedAtMs: [['RM_1', now]] }), now);
+      const third = await readView(store, keysOf(['EV_2', 'EV_3'], ['RM_1']));
+      assert.equal(third.idSeen('EV_2', now), true);
+      assert.equal(third.idSeen('EV_3', now), true);
+      assert.equal(third.room('RM_1'), ENDED);
+    });
+
     // --- several instances on one shared store -------------------------------
 
     const sharedOnly = subject.openAnother === undefined ? 'the store lives in one process: no other instance can share it' : undefined;
@@ -229,6 +248,18 @@ export function storeContract(subject: StoreUnderTest): void {
       assert.equal(bRead!.idSeen('EV_race', now), true, 'B sees the id as a duplicate');
       assert.deepEqual(bRead!.room('RM_race'), session('RM_race', now, [leg('PA_r', 'started')]));
       await b.abandon(bRead!);
+    });
+
+    test('the next group\'s keys read with a commit are held like any group\'s', { skip: sharedOnly }, async () => {
+      const a = await open();
+      const b = await another({ timeoutMs: 300 });
+      const now = Date.now();
+      const first = await a.read(keysOf(['EV_1'], ['RM_1']), now);
+      await a.commit(first, changesOf({ ids: [['EV_1', now]] }), now, keysOf(['EV_2'], ['RM_next']));
+      await assert.rejects(Promise.resolve(b.read(keysOf([], ['RM_next']), now)), (error: unknown) => error instanceof StoreUnavailableError && error.reason === 'busy');
+      const second = await a.read(keysOf(['EV_2'], ['RM_next']), now);
+      await a.commit(second, changesOf({ ids: [['EV_2', now]], rooms: [['RM_next', session('RM_next', now)]] }), now);
+      assert.deepEqual((await readView(b, keysOf([], ['RM_next']))).room('RM_next'), session('RM_next', now));
     });
 
     test('a group that waits longer than the store timeout fails with busy (503), and nothing is changed', { skip: sharedOnly }, async () => {
