@@ -3,12 +3,15 @@
 // a load balancer act on one truth (README, "Running two or more";
 // docs/shared-store.md has the argument in full).
 //
-// One group of webhooks is two round trips, whatever its size:
+// One group of webhooks is at most two round trips, whatever its size:
 //
 //   read:   lease every key the group touches (all or none) and read them
 //   ...     the output stage plans in TypeScript and writes the lines
 //   commit: if the leases are still ours and nothing read has changed,
-//           write the records (version + 1) with their TTLs and let go
+//           write the records (version + 1) with their TTLs and let go;
+//           then lease and read the next group's keys (the webhooks that
+//           arrived meanwhile), so that in a steady stream the next read
+//           needs no round trip of its own
 //
 // A key leased by another instance's group is waited for (briefly, then
 // re-read) within the store timeout; after it, and whenever Redis does not
