@@ -74,7 +74,7 @@ function openStore(
   config: Config,
   reportProblem: (message: string) => void,
   observeStore: (operation: 'read' | 'commit', seconds: number) => void,
-): { store: StateStore; journal: StateJournal | null; warnings: string[] } {
+): { store: StateStore; journal: StateJournal | null; warnings: string[]; connected?: Promise<boolean> } {
   if (config.store.kind === 'redis') {
     const store = new RedisStore({
       setting: config.store,
@@ -83,7 +83,7 @@ function openStore(
       onConnectionChange: (problem) => reportProblem(problem === null ? `store ${config.store.description} answers` : `store ${config.store.description}: ${problem}; webhooks are answered 503 until it answers`),
     });
     store.connect();
-    return { store, journal: null, warnings: [] };
+    return { store, journal: null, warnings: [], connected: store.connected() };
   }
   if (!config.stateFile) return { store: new MemoryStore(), journal: null, warnings: [] };
   const store = new MemoryStore({}, `memory (state file ${config.stateFile})`);
@@ -117,7 +117,9 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   // seq counts this process's lines: with several instances, gaps are found per (instance, seq).
   const writer = new LineWriter(sink, { redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined, instance: shared ? instanceIdOf(config) : undefined });
   // Store round trips happen only once the server runs, after `metrics` exists.
-  const { store, journal, warnings } = openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
+  const { store, journal, warnings, connected } = openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
+  // Listen once the shared store answers (bounded by its timeout): otherwise the first webhooks would all be 503.
+  if (connected !== undefined && !(await connected)) reportProblem(`store ${store.description} does not answer yet; webhooks are answered 503 until it does`);
   let keys = new KeyRing(config.keys);
   const metrics = new DaemonMetrics({ store: () => store.counts(), sinkRotations: () => writer.rotations, outputHealthy: () => writer.healthy });
   if (shared) for (const operation of ['read', 'commit']) metrics.storeDuration.init({ operation });

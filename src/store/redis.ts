@@ -280,6 +280,21 @@ export class RedisStore implements StateStore {
     });
   }
 
+  /** Resolves once connected, or after `timeoutMs` whatever the connection (never rejects). */
+  connected(timeoutMs = this.timeoutMs): Promise<boolean> {
+    if (this.client.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ready);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.client.on('ready', onReady);
+    });
+  }
+
   /** Resolves once connected, or rejects after `timeoutMs` (check-config, tests). */
   async ping(timeoutMs = this.timeoutMs): Promise<string> {
     if (this.client.status === 'wait') this.connect();

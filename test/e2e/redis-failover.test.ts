@@ -7,8 +7,10 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Daemon, type ObsLine, startDaemon } from '../helpers/daemon.ts';
+import { encodeBody } from '../../src/livekit/samples.ts';
+import { type Daemon, freePort, type ObsLine, postSigned, startDaemon } from '../helpers/daemon.ts';
 import { RedisServer, redisMissing } from '../helpers/redis-server.ts';
+import { RoomScript } from '../obs/sessions.helpers.ts';
 import { isDerived, projectDerived, referenceLines, type RoomStream, roomStreams, seededRandom, sendBurst, tally } from '../helpers/room-streams.ts';
 
 const missing = redisMissing();
@@ -122,6 +124,35 @@ describe('failures with a shared store', { skip: missing }, () => {
     console.log(
       `# failover: ${total} webhooks in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s), victim killed after ${killedAt}; failures ${JSON.stringify(Object.fromEntries(report.failures))}; webhooks processed twice: ${repeated}`,
     );
+  });
+
+  test('started while Redis is down: it starts (within the store timeout), answers 503 with Retry-After, and recovers once Redis is up', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const daemon = await startDaemon({ args: ['--store', `redis://127.0.0.1:${port}/0`, '--instance-id', 'cp-early'] });
+    daemons.push(daemon);
+    assert.ok(Date.now() - started < 8_000, 'start-up is not held up for long');
+    const health = await fetch(`${daemon.url}/health`);
+    assert.equal(health.status, 503);
+    assert.match(((await health.json()) as { error: string }).error, /^store_/);
+    const body = encodeBody(new RoomScript('early').started(0));
+    const refused = await postSigned(daemon.url, body);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['retry-after'], '2');
+    const late = await RedisServer.start({ port });
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const answer = await postSigned(daemon.url, body);
+        if (answer.status === 200) break;
+        assert.ok(Date.now() < deadline, `still ${answer.status} after Redis came up`);
+        await sleep(100);
+      }
+      assert.equal((await fetch(`${daemon.url}/health`)).status, 200);
+    } finally {
+      await daemon.stop();
+      await late.close();
+    }
   });
 
   test('Redis restarted mid-burst: 503 with Retry-After and /health degraded while it is gone, then recovery by itself; nothing answered 200 is lost', async () => {
