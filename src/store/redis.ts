@@ -20,6 +20,7 @@
 // TypeScript; the Lua scripts (redis-scripts.ts) only compare and set.
 
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { ENDED, isSessionRecord, type RoomState, type SessionRecord } from '../obs/sessions.ts';
@@ -240,7 +241,8 @@ export class RedisStore implements StateStore {
       db: setting.db,
       username: setting.username ?? undefined,
       password: setting.password ?? undefined,
-      tls: setting.tls ? { servername: setting.host } : undefined,
+      // SNI takes a name, never an address (RFC 6066).
+      tls: setting.tls ? (isIP(setting.host) === 0 ? { servername: setting.host } : {}) : undefined,
       connectionName: `control-plane:${options.instanceId}`,
       lazyConnect: true,
       // Fail at once while disconnected (503, LiveKit retries) rather than queue webhooks behind a dead connection.

@@ -7,14 +7,19 @@
 // must be those of one embedded-store instance fed the same rooms.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeBody } from '../../src/livekit/samples.ts';
-import { type Daemon, type ObsLine, postSigned, runProgram, startDaemon, testEnv } from '../helpers/daemon.ts';
+import { type Daemon, freePort, type ObsLine, postSigned, runProgram, startDaemon, testEnv } from '../helpers/daemon.ts';
 import { RedisServer, redisMissing } from '../helpers/redis-server.ts';
 import { isDerived, projectDerived, referenceLines, type RoomStream, roomStreams, seededRandom, tally } from '../helpers/room-streams.ts';
 import { RoomScript, sipLeg } from '../obs/sessions.helpers.ts';
 
 const missing = redisMissing();
+const opensslMissing = (): string | undefined => (spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl not found: install Debian\'s openssl package to test rediss://');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends one webhook to a random instance until one answers 200, as LiveKit retries (5xx, connection errors). Returns the non-200 answers seen. */
@@ -196,6 +201,39 @@ describe('three instances on one Redis', { skip: missing }, () => {
       assert.doesNotMatch(wrong.stdout + wrong.stderr, /not-it/);
     } finally {
       await guarded.close();
+    }
+  });
+
+  test('rediss://: the connection is TLS, and the server certificate is checked', { skip: opensslMissing() }, async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'cp-tls-'));
+    const openssl = (...args: string[]) => {
+      const result = spawnSync('openssl', args, { cwd: directory, encoding: 'utf8' });
+      assert.equal(result.status, 0, result.stderr);
+    };
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=control-plane test CA');
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+    writeFileSync(join(directory, 'san.cnf'), 'subjectAltName=DNS:localhost\n');
+    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.cnf');
+    const tlsPort = await freePort();
+    const secure = await RedisServer.start({
+      args: ['--tls-port', String(tlsPort), '--tls-cert-file', join(directory, 'server.pem'), '--tls-key-file', join(directory, 'server.key'), '--tls-ca-cert-file', join(directory, 'ca.pem'), '--tls-auth-clients', 'no'],
+    });
+    try {
+      const url = `rediss://localhost:${tlsPort}/0`;
+      const daemon = await startDaemon({ args: ['--store', url, '--instance-id', 'cp-tls'], env: { NODE_EXTRA_CA_CERTS: join(directory, 'ca.pem') } });
+      daemons.push(daemon);
+      assert.equal(daemon.lines()[0]!.store, url);
+      assert.equal((await postSigned(daemon.url, encodeBody(new RoomScript('tls').started(0)))).status, 200);
+      await daemon.stop();
+      // Without the CA the certificate is not trusted: no connection.
+      const untrusted = await runProgram(['check-config', '--store', url]);
+      assert.equal(untrusted.code, 1);
+      assert.match(untrusted.stdout, /"store_status": "does not answer/);
+      const trusted = await runProgram(['check-config', '--store', url], testEnv({ NODE_EXTRA_CA_CERTS: join(directory, 'ca.pem') }));
+      assert.equal(trusted.code, 0, trusted.stdout + trusted.stderr);
+    } finally {
+      await secure.close();
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 
