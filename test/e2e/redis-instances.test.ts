@@ -151,6 +151,12 @@ describe('three instances on one Redis', { skip: missing }, () => {
       assert.equal(conflicts, '0', `commit conflicts on ${daemon.url} ${context}`);
     }
 
+    // Bounded: every key the instances left in Redis expires by itself.
+    const keys = await redis.command('EVAL', "local n = 0 for _, key in ipairs(redis.call('KEYS', '*')) do n = n + 1 end return n", '0');
+    const withoutTtl = await redis.command('EVAL', "local out = {} for _, key in ipairs(redis.call('KEYS', '*')) do if redis.call('PTTL', key) < 0 then table.insert(out, key) end end return out", '0');
+    assert.ok(Number(/^:(\d+)/.exec(keys)?.[1]) > 100, `keys in Redis: ${keys}`);
+    assert.equal(withoutTtl, '*0\r\n', `keys without a TTL: ${withoutTtl}`);
+
     // The work was shared: each instance accepted some of it.
     for (const daemon of daemons) assert.ok(daemon.lines().some((line) => line.event_type === 'webhook.processing'), 'every instance took webhooks');
   });
