@@ -342,7 +342,14 @@ export class RedisStore implements StateStore {
       const missingTimed = timed.filter((entry) => !known.has(entry.key));
       const missingRooms = rooms.filter((entry) => !known.has(entry.key));
       if (missingTimed.length === 0 && missingRooms.length === 0) return prefetched;
-      return this.leaseAndRead(missingTimed, missingRooms, prefetched.token).then((view) => mergeViews(prefetched, view as RedisView));
+      return this.leaseAndRead(missingTimed, missingRooms, prefetched.token).then(
+        (view) => mergeViews(prefetched, view as RedisView),
+        (error: unknown) => {
+          // The group fails as a whole: let go of what the commit leased for it too.
+          void this.abandon(prefetched);
+          throw error;
+        },
+      );
     }
     if (timed.length === 0 && rooms.length === 0) {
       const view = new RedisView('', timed, rooms);
@@ -395,6 +402,8 @@ export class RedisStore implements StateStore {
         await sleep(BUSY_RETRY_MIN_MS + Math.random() * (BUSY_RETRY_MAX_MS - BUSY_RETRY_MIN_MS));
       }
     } catch (error) {
+      // A read whose answer was lost may have leased the keys: the next group uses the same token, so it finds them its own.
+      this.nextGroupToken = token;
       throw this.failed('read', started, error);
     }
   }
