@@ -53,7 +53,6 @@ export const REDIS_DEFAULTS = {
   leaseMs: 5_000,
 } as const;
 
-export { KEY_PREFIX } from './redis-scripts.ts';
 const idKey = (id: string): string => `${KEY_PREFIX}id:${id}`;
 const roomKey = (sid: string): string => `${ROOM_PREFIX}${sid}`;
 const providerKey = (key: string): string => `${KEY_PREFIX}prov:${key}`;
