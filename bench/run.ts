@@ -47,6 +47,7 @@ import {
   verdicts,
   verdictTable,
 } from './report.ts';
+import { addRedisRows, type RedisRows, redisVerdicts } from './redis.ts';
 import { measureStartup } from './startup.ts';
 import { type MemoryResult, memoryTables, runMemory } from './memory.ts';
 import { sustainedMain } from './sustained.ts';
@@ -123,14 +124,16 @@ async function main(): Promise<void> {
   if (argv.includes('--sustained')) return sustainedMain(argv.filter((arg) => arg !== '--sustained'));
   const settings = settingsFrom(argv, process.env);
   const set = benchTargets({ runtimes: settings.runtimes });
+  const redis = await addRedisRows(set, [NAMES.source, NAMES.executable]);
   try {
-    await bench(settings, set);
+    await bench(settings, set, redis);
   } finally {
     set.cleanup();
+    await redis.stop();
   }
 }
 
-async function bench(settings: Settings, set: TargetSet): Promise<void> {
+async function bench(settings: Settings, set: TargetSet, redis: RedisRows): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const startedAt = new Date();
   const selected = (target: Target) => settings.only.length === 0 || settings.only.some((part) => target.name.toLowerCase().includes(part));
@@ -142,6 +145,8 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
     const bareSameFlags = set.bareSameFlagsFor.get(name);
     if (bareSameFlags) wanted.add(bareSameFlags);
     if (set.bareFor.has(name)) wanted.add(set.sdk);
+    const embeddedTwin = redis.twins.get(name);
+    if (embeddedTwin) wanted.add(embeddedTwin);
   }
   const targets = set.targets.filter((target) => wanted.has(target.name));
 
@@ -224,7 +229,7 @@ async function bench(settings: Settings, set: TargetSet): Promise<void> {
   const summaries = summarise(targets, results, set.bareFor, set.bareSameFlagsFor, set.sdk);
   const executableRows = targets.filter((target) => target.name === NAMES.executable || target.name.startsWith(`${NAMES.executable} on `)).map((target) => target.name);
   const controlPlaneRows = [NAMES.source, ...executableRows];
-  const verdictList = verdicts(summaries, startup, controlPlaneRows, executableRows);
+  const verdictList = [...verdicts(summaries, startup, controlPlaneRows, executableRows), ...redisVerdicts(summaries, redis.twins)];
   const workloadMix = buildWorkload({ count: settings.n, seed: 1000, kind: settings.workload });
 
   const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-');

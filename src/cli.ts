@@ -4,6 +4,7 @@
 // process (its signals, streams and exit code).
 
 import { fstatSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import packageJson from '../package.json' with { type: 'json' };
 import { type Config, ConfigError, describeConfig, type KeyPair, loadAddresses, loadConfig, parseArgs, type ParsedArgs, parseDuration, settingsHelp } from './config.ts';
@@ -14,6 +15,7 @@ import { signWebhook } from './livekit/sign.ts';
 import { ReportAggregator } from './report/aggregate.ts';
 import { inWritingOrder, readLines } from './report/read.ts';
 import { callHeader, callJson, callLine, formatSeconds, renderText, summaryJson } from './report/render.ts';
+import { checkStore } from './store/redis.ts';
 
 export const VERSION: string = packageJson.version;
 
@@ -87,7 +89,7 @@ ${settingsHelp()}
   $CREDENTIALS_DIRECTORY/livekit_api_secret  systemd LoadCredential= secret, used when LIVEKIT_API_SECRET is unset
 
 Exit status: 0 ok, 1 failure (send, simulate: the daemon did not answer 200; report: an input could not be read to its end;
-wait-healthy: not healthy in time; reload: the keys did not load), 2 bad configuration or usage.
+wait-healthy: not healthy in time; reload: the keys did not load; check-config: the shared store does not answer), 2 bad configuration or usage.
 `;
 
 export type Command = 'serve' | 'sign' | 'send' | 'simulate' | 'report' | 'check-config' | 'wait-healthy' | 'reload';
@@ -404,13 +406,21 @@ export async function reportCommand(parsed: ParsedArgs, io: CommandIo, streams: 
  * ConfigError. `--quiet` prints nothing on success: the unit's
  * ExecReload= runs it, and its output would land in the journal.
  */
-export function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): number {
+export async function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): Promise<number> {
   const config = configFrom(parsed, io);
-  if (parsed.values.has('--quiet')) return 0;
-  io.stdout(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+  const summary = describeConfig(config);
+  let answers = true;
+  if (config.store.kind === 'redis') {
+    const check = await checkStore(config.store, config.instanceId ?? hostname());
+    answers = check.ok;
+    summary.store_status = check.ok ? `answers (${check.detail})` : `does not answer: ${check.detail}`;
+  }
+  if (!answers) io.stderr(`check-config: the store ${config.store.description} does not answer\n`);
+  if (parsed.values.has('--quiet')) return answers ? 0 : 1;
+  io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
   for (const warning of config.warnings) io.stderr(`warning: ${warning}\n`);
   if (config.insecureSkipVerify) io.stderr('warning: --insecure-skip-verify accepts unsigned webhooks; never use it in production\n');
-  return 0;
+  return answers ? 0 : 1;
 }
 
 export const WAIT_HEALTHY_DEFAULT_TIMEOUT = '30s';

@@ -3,6 +3,8 @@
 // and README all follow it. Parsing is pure: argv, env and a file reader go
 // in, a frozen Config or a ConfigError naming the setting comes out.
 
+import { MEMORY_STORE, parseStoreSetting, type StoreSetting } from './store/store-url.ts';
+
 export type FsyncMode = 'never' | 'always';
 
 export interface KeyPair {
@@ -18,6 +20,10 @@ export interface Config {
   readonly dev: boolean;
   readonly insecureSkipVerify: boolean;
   readonly stateFile: string | null;
+  /** Where sessions, calls and recent ids live: this process, or a Redis shared by several instances. */
+  readonly store: StoreSetting;
+  /** This instance's name in the `instance` field with a shared store; null: the host name. */
+  readonly instanceId: string | null;
   readonly redactPhoneNumbers: boolean;
   readonly logFile: string | null;
   readonly logMaxSize: number;
@@ -61,7 +67,7 @@ export class ConfigError extends Error {
 type Kind = 'string' | 'port' | 'optional-port' | 'boolean' | 'size' | 'duration' | 'count' | 'fsync' | 'path' | 'list' | 'urls' | 'format';
 
 interface Setting {
-  readonly name: keyof Config | 'keysFile';
+  readonly name: keyof Config | 'keysFile' | 'storeUrl';
   readonly flag: string;
   readonly env: string;
   readonly kind: Kind;
@@ -77,6 +83,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'dev', flag: '--dev', env: 'CONTROL_PLANE_DEV', kind: 'boolean', default: 'false', help: "add LiveKit's development key pair devkey/secret" },
   { name: 'insecureSkipVerify', flag: '--insecure-skip-verify', env: 'CONTROL_PLANE_INSECURE_SKIP_VERIFY', kind: 'boolean', default: 'false', help: 'development only: accept webhooks without checking their signature' },
   { name: 'stateFile', flag: '--state-file', env: 'CONTROL_PLANE_STATE_FILE', kind: 'path', default: '', help: 'keep sessions, calls and recent event ids across restarts in this file' },
+  { name: 'storeUrl', flag: '--store', env: 'CONTROL_PLANE_STORE', kind: 'string', default: 'memory', help: 'memory, or redis://[user:password@]host:port[/db] (rediss:// for TLS) shared by several instances' },
+  { name: 'instanceId', flag: '--instance-id', env: 'CONTROL_PLANE_INSTANCE_ID', kind: 'path', default: '', help: 'this instance\'s name in the instance field of every line with a shared store (default: the host name)' },
   { name: 'redactPhoneNumbers', flag: '--redact-phone-numbers', env: 'CONTROL_PLANE_REDACT_PHONE_NUMBERS', kind: 'boolean', default: 'false', help: 'mask phone numbers: from and to whatever their format, numbers found in identities, room names, error and detail (+31*******89)' },
   { name: 'logFile', flag: '--log-file', env: 'CONTROL_PLANE_LOG_FILE', kind: 'path', default: '', help: 'write JSON lines to this file instead of stdout' },
   { name: 'logMaxSize', flag: '--log-max-size', env: 'CONTROL_PLANE_LOG_MAX_SIZE', kind: 'size', default: '100M', help: 'rotate the log file when it would pass this size (K, M, G)' },
@@ -103,6 +111,8 @@ export const SETTINGS: readonly Setting[] = [
 export const DEV_KEY: KeyPair = Object.freeze({ keyId: 'devkey', secret: 'secret' });
 
 export const CREDENTIAL_NAME = 'livekit_api_secret';
+/** The systemd credential holding the shared store's password. */
+export const STORE_PASSWORD_CREDENTIAL = 'store_password';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
@@ -471,6 +481,9 @@ export function loadConfig({ argv, env, readText, readMode }: ConfigInput, parse
     }
   }
 
+  result.store = loadStore(result, parsed, env, readText);
+  delete result.storeUrl;
+
   const warnings: string[] = [];
   const keys = loadKeys(result, env, readText, readMode, warnings);
   if (forwardUrls.length > 0 && result.forwardKey !== null && !keys.some((key) => key.keyId === result.forwardKey)) {
@@ -486,6 +499,35 @@ export function loadConfig({ argv, env, readText, readMode }: ConfigInput, parse
   result.keys = Object.freeze(keys);
   result.warnings = Object.freeze(warnings);
   return Object.freeze(result) as unknown as Config;
+}
+
+/** The --store setting, with its password from the URL, CONTROL_PLANE_STORE_PASSWORD or the credential store_password (in that order). */
+function loadStore(result: Record<string, unknown>, parsed: ParsedArgs, env: ConfigInput['env'], readText: ReadText): StoreSetting {
+  const origin = parsed.values.has('--store') ? '--store' : 'CONTROL_PLANE_STORE';
+  const setting = parseStoreSetting(result.storeUrl as string);
+  // The message names the setting, never the value: it may hold a password.
+  if ('error' in setting) throw new ConfigError(`${origin}: the value ${setting.error}`);
+  const instanceId = result.instanceId as string | null;
+  if (instanceId !== null && (instanceId.length > 200 || /[\u0000-\u001f\u007f]/.test(instanceId))) {
+    throw new ConfigError('--instance-id: at most 200 printable characters');
+  }
+  if (setting.kind === 'memory') return MEMORY_STORE;
+  if (result.stateFile !== null) {
+    throw new ConfigError(`--state-file: not with a shared store (${origin} ${setting.description}): the state lives in the store, and every instance picks it up from there`);
+  }
+  if (setting.password !== null) return setting;
+  let password = env.CONTROL_PLANE_STORE_PASSWORD || null;
+  if (password === null && env.CREDENTIALS_DIRECTORY) {
+    const credentialPath = `${env.CREDENTIALS_DIRECTORY}/${STORE_PASSWORD_CREDENTIAL}`;
+    try {
+      password = readText(credentialPath).trim() || null;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // No such credential: the store needs no password.
+      if (code !== 'ENOENT') throw new ConfigError(`CONTROL_PLANE_STORE_PASSWORD: not set, and the credential ${credentialPath} cannot be read (${code ?? error})`);
+    }
+  }
+  return Object.freeze({ ...setting, password });
 }
 
 /**
@@ -568,8 +610,8 @@ export function readKeysFile(path: string, readText: ReadText, exempt?: KeyPair)
 
 /** A summary safe to print: key ids, never secrets. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { keys, warnings: _warnings, ...rest } = config;
-  return { ...rest, key_ids: keys.map((key) => key.keyId) };
+  const { keys, warnings: _warnings, store, ...rest } = config;
+  return { ...rest, store: store.description, key_ids: keys.map((key) => key.keyId) };
 }
 
 /** The settings table as `--help` text. */

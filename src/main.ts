@@ -37,7 +37,9 @@ import type { Sink, SinkWriteError } from './sinks/sink.ts';
 import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
+import { RedisStore } from './store/redis.ts';
 import { StateJournal } from './store/state-journal.ts';
+import type { StateStore } from './store/store.ts';
 
 /** How long SIGTERM waits for requests in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -77,7 +79,7 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
       case 'report':
         return await reportCommand(parsed, io, { stdin: process.stdin, stdout: process.stdout, openFile: (path) => createReadStream(path) });
       case 'check-config':
-        return checkConfigCommand(parsed, io);
+        return await checkConfigCommand(parsed, io);
       case 'wait-healthy':
         return await waitHealthyCommand(parsed, io);
       case 'reload':
@@ -118,8 +120,25 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
   }
 }
 
-/** The embedded store, made durable by a state journal with --state-file; the warnings of loading it. */
-function openStore(config: Config, reportProblem: (message: string) => void): { store: MemoryStore; journal: StateJournal | null; warnings: string[] } {
+/**
+ * The store: shared in Redis (--store redis://…), or embedded and made
+ * durable by a state journal with --state-file; the warnings of loading it.
+ */
+function openStore(
+  config: Config,
+  reportProblem: (message: string) => void,
+  observeStore: (operation: 'read' | 'commit', seconds: number) => void,
+): { store: StateStore; journal: StateJournal | null; warnings: string[]; connected?: Promise<boolean> } {
+  if (config.store.kind === 'redis') {
+    const store = new RedisStore({
+      setting: config.store,
+      instanceId: instanceIdOf(config),
+      observe: observeStore,
+      onConnectionChange: (problem) => reportProblem(problem === null ? `store ${config.store.description} answers` : `store ${config.store.description}: ${problem}; webhooks are answered 503 until it answers`),
+    });
+    store.connect();
+    return { store, journal: null, warnings: [], connected: store.connected() };
+  }
   if (!config.stateFile) return { store: new MemoryStore(), journal: null, warnings: [] };
   const store = new MemoryStore({}, `memory (state file ${config.stateFile})`);
   const journal = new StateJournal({ path: config.stateFile, fsync: config.fsync, warn: reportProblem });
@@ -142,19 +161,47 @@ function diagnosticLine(message: string, nowMs: number, level: Level = 'warn', p
   return `${priorityPrefix ? PRIORITY_PREFIX[level] : ''}${line}\n`;
 }
 
+/** The name in every line's `instance` field with a shared store, and in forwarded deliveries. */
+const instanceIdOf = (config: Config): string => config.instanceId ?? hostname();
+
 const formatListen = (address: { host: string; port: number }): string => `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 
+/** What a started daemon holds, for its reload and its stop. */
+interface Running {
+  readonly config: Config;
+  readonly sink: Sink;
+  readonly writer: LineWriter;
+  readonly store: StateStore;
+  readonly journal: StateJournal | null;
+  readonly metrics: DaemonMetrics;
+  readonly forwarding: Forwarder | null;
+  readonly output: Output;
+  readonly server: WebhookServer;
+  readonly metricsListener: MetricsListener | null;
+  readonly reportProblem: (message: string) => void;
+}
+
+/**
+ * The daemon, step by step: diagnostics, the output lines, the store, the
+ * metrics, forwarding, the output stage, the HTTP server; then listen,
+ * announce, and serve until a signal.
+ */
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   // Never blocking, also when stderr is a pipe whose reader stalled.
   const stderr = new StderrLines();
   const reportProblem = (message: string) => stderr.write(diagnosticLine(message, Date.now(), 'warn', io.journal.stderr));
+
   const sink = openSink(config, reportProblem);
+  const shared = config.store.kind !== 'memory';
   const writer = new LineWriter(sink, {
     redact: config.redactPhoneNumbers ? redactPhoneNumbers : undefined,
     priorityPrefix: sink instanceof StdoutSink && io.journal.stdout,
+    // seq counts this process's lines: with several instances, gaps are found per (instance, seq).
+    instance: shared ? instanceIdOf(config) : undefined,
   });
-  const { store, journal, warnings } = openStore(config, reportProblem);
-  let keys = new KeyRing(config.keys);
+
+  // Store round trips happen only once the server runs, after `metrics` exists.
+  const { store, journal, warnings, connected } = openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
   const metrics = new DaemonMetrics({
     store: () => store.counts(),
     sinkRotations: () => writer.rotations,
@@ -162,25 +209,13 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     outputHealthy: () => writer.healthy,
     version: VERSION,
   });
+  if (shared) for (const operation of ['read', 'commit']) metrics.storeDuration.init({ operation });
+  // Listen once the shared store answers (bounded by its timeout): otherwise the first webhooks would all be 503.
+  if (connected !== undefined && !(await connected)) reportProblem(`store ${store.description} does not answer yet; webhooks are answered 503 until it does`);
+
   const forwarding = openForwarding(config, writer, metrics, reportProblem);
-  const output = new Output({
-    writer,
-    store,
-    storeReadsKeys: false,
-    schedule: setImmediate,
-    onWriteFailed: (error, webhooks) => {
-      metrics.outputErrors.inc({ code: error.code });
-      reportProblem(`output write failed (${error.code}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
-    },
-    onStoreFailed: (error, webhooks) => {
-      metrics.storeErrors.inc({ reason: error.reason });
-      reportProblem(`store failed (${error.reason}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
-    },
-    onAcknowledged: (planned, firstSeq, ts) => {
-      for (const webhook of planned) metrics.observeWrittenLines(webhook.lines);
-      forwarding?.accept(acknowledgedLines(writer, planned, firstSeq, ts));
-    },
-  });
+  const output = openOutputStage(writer, store, shared, metrics, forwarding, reportProblem);
+  let keys = new KeyRing(config.keys);
   const server = new WebhookServer({
     keys: () => keys,
     insecureSkipVerify: config.insecureSkipVerify,
@@ -197,31 +232,18 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     healthDetails: forwarding ? () => ({ forwarding: forwarding.status().map(({ url, state, queued, oldestAgeSeconds }) => ({ url, state, queued, oldest_age_seconds: Math.round(oldestAgeSeconds) })) }) : undefined,
     reportProblem,
   });
+  const metricsListener = config.metricsPort === null ? null : new MetricsListener(metrics.registry);
+  const running: Running = { config, sink, writer, store, journal, metrics, forwarding, output, server, metricsListener, reportProblem };
 
-  let address: { host: string; port: number };
-  try {
-    address = await server.listen(config.port, config.host);
-  } catch (error) {
-    refuse(io, `--host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})`);
-    metrics.close();
-    journal?.close();
-    writer.close();
-    return 2;
-  }
+  // Signals are handled from here on, so a SIGHUP right after the start line never kills the daemon.
+  const stopped = waitForStop(running, () => {
+    const fresh = reloadKeys(running, parsed, io);
+    if (fresh) keys = fresh;
+  });
 
+  const listening = await listen(running, io);
+  if (listening === null) return 2;
   const startupWarnings = [...config.warnings, ...warnings];
-  if (forwarding) {
-    try {
-      startupWarnings.push(...forwarding.start());
-    } catch (error) {
-      refuse(io, `--forward-spool: cannot use ${config.forwardSpool} (${(error as NodeJS.ErrnoException).code ?? error})`);
-      metrics.close();
-      await server.shutdown(0);
-      journal?.close();
-      writer.close();
-      return 2;
-    }
-  }
   if (config.insecureSkipVerify) {
     startupWarnings.push('--insecure-skip-verify: webhook signatures are NOT checked; anyone who can reach this port can write events. Development only.');
     reportProblem('WARNING: --insecure-skip-verify is on: webhook signatures are not checked. Never use this in production.');
@@ -230,7 +252,52 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     startupWarnings.push('--dev: the public development key pair devkey/secret is accepted. Development only.');
     reportProblem('WARNING: --dev is on: the public key pair devkey/secret is accepted. Never use this in production.');
   }
-  const metricsListener = config.metricsPort === null ? null : new MetricsListener(metrics.registry);
+  if (forwarding) startupWarnings.push(...listening.forwardingWarnings);
+  const started = processLine('control_plane.started', {
+    version: VERSION,
+    listen: formatListen(listening.address),
+    sink: writer.description,
+    store: store.description,
+    key_ids: keys.keyIds,
+    detail: listening.metricsAddress ? `/metrics on ${formatListen(listening.metricsAddress)}` : undefined,
+  });
+  writeOrReport(writer, [started, ...startupWarnings.map(warningLine)], reportProblem, 'the start line');
+  return stopped;
+}
+
+/** The output stage: plan, write, commit, acknowledge; acknowledged lines feed the call metrics and forwarding. */
+function openOutputStage(writer: LineWriter, store: StateStore, shared: boolean, metrics: DaemonMetrics, forwarding: Forwarder | null, reportProblem: (message: string) => void): Output {
+  return new Output({
+    writer,
+    store,
+    storeReadsKeys: shared,
+    schedule: setImmediate,
+    onWriteFailed: (error, webhooks) => {
+      metrics.outputErrors.inc({ code: error.code });
+      reportProblem(`output write failed (${error.code}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
+    },
+    onStoreFailed: (error, webhooks) => {
+      metrics.storeErrors.inc({ reason: error.reason });
+      reportProblem(`store failed (${error.reason}): ${error.message}; answering 503 to ${webhooks} webhook(s)`);
+    },
+    onAcknowledged: (planned, firstSeq, ts) => {
+      for (const webhook of planned) metrics.observeWrittenLines(webhook.lines);
+      forwarding?.accept(acknowledgedLines(writer, planned, firstSeq, ts));
+    },
+  });
+}
+
+/** Listens on the public port (and the metrics port), and starts forwarding; null (after saying why) when it cannot. */
+async function listen(running: Running, io: CommandIo): Promise<{ address: { host: string; port: number }; metricsAddress: { host: string; port: number } | null; forwardingWarnings: string[] } | null> {
+  const { config, server, metricsListener, forwarding } = running;
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen(config.port, config.host);
+  } catch (error) {
+    refuse(io, `--host/--port: cannot listen on ${config.host}:${config.port} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    await release(running);
+    return null;
+  }
   let metricsAddress: { host: string; port: number } | null = null;
   if (metricsListener) {
     try {
@@ -238,46 +305,67 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     } catch (error) {
       refuse(io, `--metrics-host/--metrics-port: cannot listen on ${config.metricsHost}:${config.metricsPort} (${(error as NodeJS.ErrnoException).code ?? error})`);
       await server.shutdown(0);
-      await forwarding?.stop();
-      journal?.close();
-      writer.close();
-      metrics.close();
-      return 2;
+      await release(running);
+      return null;
     }
   }
-  const started = processLine('control_plane.started', {
-    version: VERSION,
-    listen: formatListen(address),
-    sink: writer.description,
-    key_ids: keys.keyIds,
-    detail: metricsAddress ? `/metrics on ${formatListen(metricsAddress)}` : undefined,
-  });
-  writeOrReport(writer, [started, ...startupWarnings.map(warningLine)], reportProblem, 'the start line');
+  let forwardingWarnings: string[] = [];
+  if (forwarding) {
+    try {
+      forwardingWarnings = forwarding.start();
+    } catch (error) {
+      refuse(io, `--forward-spool: cannot use ${config.forwardSpool} (${(error as NodeJS.ErrnoException).code ?? error})`);
+      await Promise.all([server.shutdown(0), metricsListener?.close()]);
+      await release(running);
+      return null;
+    }
+  }
+  return { address, metricsAddress, forwardingWarnings };
+}
 
+/** Lets go of what a start that failed had opened. */
+async function release({ journal, store, writer, metrics, forwarding }: Running): Promise<void> {
+  await forwarding?.stop();
+  journal?.close();
+  await store.close();
+  writer.close();
+  metrics.close();
+}
+
+/** SIGHUP: the log file reopened (logrotate), and the keys file read again; the new keys, or null (the old ones stay). */
+function reloadKeys({ config, writer, metrics, reportProblem }: Running, parsed: ParsedArgs, io: CommandIo): KeyRing | null {
+  writer.reopen();
+  if (!config.keysFile) return null;
+  try {
+    // Re-read the keys the way start-up did (keys file + env + credential + --dev).
+    const fresh = configFrom(parsed, io);
+    const keys = new KeyRing(fresh.keys);
+    metrics.keyReloads.inc({ result: 'success' });
+    writeOrReport(writer, [processLine('control_plane.keys_reloaded', { key_ids: keys.keyIds }), ...fresh.warnings.map(warningLine)], reportProblem, 'the keys_reloaded line');
+    return keys;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    metrics.keyReloads.inc({ result: 'failure' });
+    writeOrReport(writer, [warningLine(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)], reportProblem, 'a warning');
+    reportProblem(`SIGHUP: keys not reloaded: ${reason}`);
+    return null;
+  }
+}
+
+/**
+ * Handles the signals and the periodic work until SIGTERM or SIGINT, then
+ * stops in order: no new connections, requests in flight finished (bounded),
+ * the output stage drained, forwarding's spool saved, the state saved, the
+ * stop line written. Resolves with the exit status.
+ */
+function waitForStop(running: Running, reload: () => void): Promise<number> {
+  const { server, metricsListener, metrics, output, forwarding, journal, store, writer, sink, reportProblem } = running;
   const timers = [
     // Forget ended and abandoned sessions even when no webhook arrives.
     setInterval(() => void store.maintain(Date.now()), STORE_MAINTENANCE_INTERVAL_MS),
     setInterval(() => server.flushRejectionSummaries(), SUMMARY_FLUSH_INTERVAL_MS),
   ];
   for (const timer of timers) timer.unref();
-
-  const reload = (): void => {
-    writer.reopen();
-    if (!config.keysFile) return;
-    try {
-      // Re-read the keys the way start-up did (keys file + env + credential + --dev).
-      const fresh = configFrom(parsed, io);
-      keys = new KeyRing(fresh.keys);
-      metrics.keyReloads.inc({ result: 'success' });
-      writeOrReport(writer, [processLine('control_plane.keys_reloaded', { key_ids: keys.keyIds }), ...fresh.warnings.map(warningLine)], reportProblem, 'the keys_reloaded line');
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      metrics.keyReloads.inc({ result: 'failure' });
-      writeOrReport(writer, [warningLine(`SIGHUP: keys not reloaded, the previous keys stay in use: ${reason}`)], reportProblem, 'a warning');
-      reportProblem(`SIGHUP: keys not reloaded: ${reason}`);
-    }
-  };
-
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (signal: string): Promise<void> => {
@@ -301,7 +389,9 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', reload);
+    process.on('SIGHUP', () => {
+      if (!stopping) reload();
+    });
   });
 }
 
@@ -319,7 +409,7 @@ function openForwarding(config: Config, writer: LineWriter, metrics: DaemonMetri
     spoolMaxBytes: config.forwardSpoolMax,
     batchSize: config.forwardBatchSize,
     lingerMs: config.forwardLingerMs,
-    instance: hostname(),
+    instance: instanceIdOf(config),
     warn: (detail) => {
       reportProblem(detail);
       writeOrReport(writer, [warningLine(detail)], reportProblem, 'a forwarding warning');

@@ -540,6 +540,11 @@ export class DaemonMetrics {
       reason: new LabelValues(STORE_ERROR_REASONS, OVERFLOW_LABEL_VALUE),
     }),
   );
+  readonly storeDuration = this.registry.register(
+    new Histogram('control_plane_store_duration_seconds', 'Shared store (--store redis://…) round trips per group of webhooks, leases and waits included, by operation (read, commit).', LATENCY_BUCKETS, ['operation'], {
+      operation: new LabelValues(['read', 'commit'], OVERFLOW_LABEL_VALUE),
+    }),
+  );
   readonly bodyMemoryRefusals = this.registry.register(
     new Counter('control_plane_body_budget_refusals_total', 'Webhooks answered 503 because the request bodies held at once would pass --max-body-memory.'),
   );

@@ -89,6 +89,7 @@ export const FIELD_ORDER = [
   'version',
   'listen',
   'sink',
+  'store',
   'key_ids',
 ] as const;
 
@@ -201,7 +202,7 @@ const INITIAL_BUFFER_BYTES = 64 * 1024;
 const KEPT_BUFFER_BYTES = 1024 * 1024;
 /**
  * Room reserved at the start of each line for everything but string
- * values: the names, the timestamp, numbers (at most 32 fields of at most
+ * values: the names, the timestamp, numbers (at most 33 fields of at most
  * ~40 bytes each). A string value reserves its own length on top.
  */
 const LINE_HEADROOM = 2048;
@@ -274,7 +275,7 @@ export class LineEncoder {
     else this.jsonString(event.session_id);
     if (this.instancePart.length > 0) this.copy(this.instancePart);
     // The event's own known fields, put in FIELD_ORDER (a line has a few
-    // of the 32; looking each of the 32 up was the slower way).
+    // of the 33; looking each of the 33 up was the slower way).
     const present = this.present;
     present.length = 0;
     for (const key in event) {

@@ -123,16 +123,22 @@ export class Output {
       keys = this.options.storeReadsKeys ? stateKeysOf(group.map((submission) => submission.event)) : { eventIds: [], roomSids: [], providerKeys: [] };
       view = this.options.store.read(keys, this.clock());
     } catch (error) {
-      return this.finish(group, { kind: 'store_failed', error: asStoreError(error) });
+      return this.readFailed(group, error);
     }
     if (isPromise(view)) {
       view.then(
         (ready) => this.planAndWrite(group, ready),
-        (error: unknown) => this.finish(group, { kind: 'store_failed', error: asStoreError(error) }),
+        (error: unknown) => this.readFailed(group, error),
       );
     } else {
       this.planAndWrite(group, view);
     }
+  }
+
+  private readFailed(group: readonly Submission[], error: unknown): void {
+    const storeError = asStoreError(error);
+    this.options.onStoreFailed?.(storeError, group.length);
+    this.finish(group, { kind: 'store_failed', error: storeError });
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -201,7 +207,9 @@ export class Output {
     }
     let committed: void | Promise<void>;
     try {
-      committed = this.options.store.commit(view, state, this.commitTime(group));
+      // What arrived meanwhile is the next group: a shared store reads its keys in the same round trip as this commit.
+      const next = this.options.storeReadsKeys && this.queue.length > 0 ? stateKeysOf(this.queue.map((submission) => submission.event)) : undefined;
+      committed = this.options.store.commit(view, state, this.commitTime(group), next);
     } catch (error) {
       return this.committed(group, planned, deliveries, position, error);
     }

@@ -64,7 +64,7 @@ export interface StoreCounts {
 }
 
 /** Every StoreUnavailableError reason (a bounded metric label). */
-export const STORE_ERROR_REASONS = ['timeout', 'connection', 'conflict', 'state_file', 'error'] as const;
+export const STORE_ERROR_REASONS = ['timeout', 'connection', 'connecting', 'busy', 'conflict', 'corrupt', 'auth', 'out_of_memory', 'loading', 'read_only', 'state_file', 'error'] as const;
 export type StoreErrorReason = (typeof STORE_ERROR_REASONS)[number];
 
 /** The store could not answer or commit in time; the webhooks are answered 503 and LiveKit retries. */
@@ -83,8 +83,14 @@ export interface StateStore {
   readonly description: string;
   /** Reads the state these keys name. */
   read(keys: StateKeys, nowMs: number): StateView | Promise<StateView>;
-  /** Makes `changes` (planned against `view`) the state; rejects with StoreUnavailableError when it cannot. */
-  commit(view: StateView, changes: StateChanges, nowMs: number): void | Promise<void>;
+  /**
+   * Makes `changes` (planned against `view`) the state; rejects with
+   * StoreUnavailableError when it cannot. `next`: the keys of the webhooks
+   * already waiting for the next group, which a shared store may lease and
+   * read in the same round trip (the next read() of a superset of them then
+   * needs no round trip, or a smaller one).
+   */
+  commit(view: StateView, changes: StateChanges, nowMs: number, next?: StateKeys): void | Promise<void>;
   /** Lets go of a view without changing anything (its lines were not written). */
   abandon(view: StateView): void | Promise<void>;
   /** Applies expiry and caps when no webhook arrives (called from a timer). */
