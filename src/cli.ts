@@ -15,7 +15,6 @@ import { signWebhook } from './livekit/sign.ts';
 import { ReportAggregator } from './report/aggregate.ts';
 import { inWritingOrder, readLines } from './report/read.ts';
 import { callHeader, callJson, callLine, formatSeconds, renderText, summaryJson } from './report/render.ts';
-import { checkStore } from './store/redis.ts';
 
 export const VERSION: string = packageJson.version;
 
@@ -411,6 +410,7 @@ export async function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): Pro
   const summary = describeConfig(config);
   let answers = true;
   if (config.store.kind === 'redis') {
+    const { checkStore } = await import('./store/redis.ts');
     const check = await checkStore(config.store, config.instanceId ?? hostname());
     answers = check.ok;
     summary.store_status = check.ok ? `answers (${check.detail})` : `does not answer: ${check.detail}`;

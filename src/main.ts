@@ -21,7 +21,7 @@ import {
   waitHealthyCommand,
 } from './cli.ts';
 import { type Config, ConfigError, type ParsedArgs } from './config.ts';
-import { Forwarder } from './forward/forwarder.ts';
+import type { Forwarder } from './forward/forwarder.ts';
 import { MetricsListener } from './http/metrics-listener.ts';
 import { WebhookServer } from './http/server.ts';
 import { DaemonMetrics } from './metrics.ts';
@@ -37,7 +37,6 @@ import type { Sink, SinkWriteError } from './sinks/sink.ts';
 import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
-import { RedisStore } from './store/redis.ts';
 import { StateJournal } from './store/state-journal.ts';
 import type { StateStore } from './store/store.ts';
 
@@ -124,12 +123,14 @@ function openSink(config: Config, reportProblem: (message: string) => void): Sin
  * The store: shared in Redis (--store redis://…), or embedded and made
  * durable by a state journal with --state-file; the warnings of loading it.
  */
-function openStore(
+async function openStore(
   config: Config,
   reportProblem: (message: string) => void,
   observeStore: (operation: 'read' | 'commit', seconds: number) => void,
-): { store: StateStore; journal: StateJournal | null; warnings: string[]; connected?: Promise<boolean> } {
+): Promise<{ store: StateStore; journal: StateJournal | null; warnings: string[]; connected?: Promise<boolean> }> {
   if (config.store.kind === 'redis') {
+    // Loaded only when used: the Redis client costs start-up time every other daemon would pay for nothing.
+    const { RedisStore } = await import('./store/redis.ts');
     const store = new RedisStore({
       setting: config.store,
       instanceId: instanceIdOf(config),
@@ -201,7 +202,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   });
 
   // Store round trips happen only once the server runs, after `metrics` exists.
-  const { store, journal, warnings, connected } = openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
+  const { store, journal, warnings, connected } = await openStore(config, reportProblem, (operation, seconds) => metrics.storeDuration.observe(seconds, { operation }));
   const metrics = new DaemonMetrics({
     store: () => store.counts(),
     sinkRotations: () => writer.rotations,
@@ -213,7 +214,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   // Listen once the shared store answers (bounded by its timeout): otherwise the first webhooks would all be 503.
   if (connected !== undefined && !(await connected)) reportProblem(`store ${store.description} does not answer yet; webhooks are answered 503 until it does`);
 
-  const forwarding = openForwarding(config, writer, metrics, reportProblem);
+  const forwarding = await openForwarding(config, writer, metrics, reportProblem);
   const output = openOutputStage(writer, store, shared, metrics, forwarding, reportProblem);
   let keys = new KeyRing(config.keys);
   const server = new WebhookServer({
@@ -396,8 +397,10 @@ function waitForStop(running: Running, reload: () => void): Promise<number> {
 }
 
 /** Forwarding of the derived events, when --forward-url is set (src/forward/). */
-function openForwarding(config: Config, writer: LineWriter, metrics: DaemonMetrics, reportProblem: (message: string) => void): Forwarder | null {
+async function openForwarding(config: Config, writer: LineWriter, metrics: DaemonMetrics, reportProblem: (message: string) => void): Promise<Forwarder | null> {
   if (config.forwardUrls.length === 0) return null;
+  // Loaded only when used, like the Redis client: the HTTP client is start-up time otherwise.
+  const { Forwarder } = await import('./forward/forwarder.ts');
   const key = config.keys.find((candidate) => candidate.keyId === (config.forwardKey ?? config.keys[0]?.keyId));
   if (!key) throw new ConfigError('--forward-key: no key to sign the deliveries with');
   const forwarder = new Forwarder({
