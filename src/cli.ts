@@ -424,7 +424,7 @@ export async function checkConfigCommand(parsed: ParsedArgs, io: CommandIo): Pro
 }
 
 export const WAIT_HEALTHY_DEFAULT_TIMEOUT = '30s';
-/** Between two /health requests: the daemon is usually healthy ~75 ms after exec. */
+/** Between two /health requests: the daemon is usually healthy within about 100 ms of exec. */
 const WAIT_HEALTHY_POLL_MS = 20;
 /** One /health request may take this long before it counts as no answer. */
 const HEALTH_REQUEST_TIMEOUT_MS = 1000;

@@ -478,7 +478,7 @@ function openFileDescriptors(): number | undefined {
 }
 
 /** How a POST /webhook was answered (the `outcome` label). */
-export const WEBHOOK_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'output_error'] as const;
+export const WEBHOOK_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'output_error', 'store_error'] as const;
 /** The `event` label before the event is known (not verified or not decoded). */
 export const NO_EVENT = 'none';
 /**

@@ -1,6 +1,7 @@
 // One SIP call leg: what a webhook tells about it (docs/livekit-facts.md#telephony)
 // and the call.* and SIP provider.* lines it causes. Pure functions over
-// immutable records; SessionStore (sessions.ts) decides when they apply.
+// immutable records; the session step (reduceSession in sessions.ts) decides
+// when they apply.
 //
 // Times are LiveKit's: the participant's joinedAtMs starts the call, an
 // event's createdAt (whole seconds) answers or ends it. The receiver's

@@ -1,11 +1,12 @@
 // The session and call state machines as data (docs/architecture.md: one source
-// of truth). SessionStore (sessions.ts) moves only along these rows, the
+// of truth). The session step (reduceSession in sessions.ts) moves only along these rows, the
 // tests walk the same rows, and README's "How calls and sessions are
 // derived" is written from them. Nothing here reads a clock or does I/O.
 //
-// Facts behind the rules: docs/livekit-facts.md#events (what each webhook means),
-// §6 (DisconnectReason) and §7 (SIP attributes, sip.callStatus, how SIP
-// outcomes reach disconnectReason in both server generations).
+// Facts behind the rules: docs/livekit-facts.md#events (what each webhook
+// means), #fields (DisconnectReason) and #telephony (SIP attributes,
+// sip.callStatus, how SIP outcomes reach disconnectReason in both server
+// generations).
 
 import { type ParticipantInfo, ParticipantInfo_Kind } from '@livekit/protocol';
 import { hasKnownKind } from './enum-names.ts';

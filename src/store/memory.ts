@@ -85,6 +85,8 @@ export class MemoryStore implements StateStore, StateView {
   private liveCalls = 0;
   private evictedOpen = 0;
   private journal: ChangeJournal | null = null;
+  /** The journal refused the last commit (the state file's disk is full, ...): /health says so until one succeeds. */
+  private journalFailing = false;
 
   constructor(options: MemoryStoreOptions = {}, description = 'memory') {
     this.options = { ...MEMORY_DEFAULTS, ...options };
@@ -122,7 +124,13 @@ export class MemoryStore implements StateStore, StateView {
 
   commit(_view: StateView, changes: StateChanges, nowMs: number): void {
     // Durable first: a journal that cannot take the changes fails the group before anything is applied.
-    this.journal?.append(changes, nowMs);
+    try {
+      this.journal?.append(changes, nowMs);
+    } catch (error) {
+      this.journalFailing = true;
+      throw error;
+    }
+    this.journalFailing = false;
     this.apply(changes, nowMs);
     this.prune(nowMs);
   }
@@ -199,7 +207,7 @@ export class MemoryStore implements StateStore, StateView {
   }
 
   problem(): string | null {
-    return null;
+    return this.journalFailing ? 'store_state_file' : null;
   }
 
   async close(): Promise<void> {}

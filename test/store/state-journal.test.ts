@@ -163,3 +163,21 @@ describe('the state journal', () => {
     assert.equal(decodeChanges('{"t":1,"i":[],"r":[["RM_x",{"sid":"RM_other"}]],"e":[],"p":[]}'), undefined, 'a record under another SID is damage');
   });
 });
+
+test('a journal that refuses a commit fails it, changes nothing, and makes the store report the problem until a commit succeeds', () => {
+  const store = new MemoryStore();
+  let refuse = true;
+  store.attachJournal({
+    append: () => {
+      if (refuse) throw new Error('ENOSPC (test)');
+    },
+  });
+  const changes = { ids: new Map([['EV_journal_fail', Date.now()]]), rooms: new Map(), endedAtMs: new Map(), providerKeys: new Map() };
+  assert.throws(() => store.commit(store, changes, Date.now()), /ENOSPC/);
+  assert.equal(store.idSeen('EV_journal_fail', Date.now()), false, 'nothing applied');
+  assert.equal(store.problem(), 'store_state_file');
+  refuse = false;
+  store.commit(store, changes, Date.now());
+  assert.equal(store.idSeen('EV_journal_fail', Date.now()), true);
+  assert.equal(store.problem(), null);
+});
