@@ -14,9 +14,11 @@
 // in flight each), with exponential backoff and jitter, Retry-After
 // honoured, and a 4xx other than 408/429 given up with a line saying so.
 // `ndjson` sends batches of lines in spool order instead.
+//
+// The client is Node's built-in fetch (undici, shipped inside the runtime),
+// so the executable carries no second copy of it.
 
 import { createHash } from 'node:crypto';
-import { Agent, request } from 'undici';
 import type { KeyPair } from '../config.ts';
 import { signWebhook } from '../livekit/sign.ts';
 import type { ObsEvent } from '../obs/schema.ts';
@@ -158,7 +160,8 @@ export class Forwarder {
   private readonly spool: Spool;
   private readonly destinations: Destination[];
   private readonly matches: (eventType: string) => boolean;
-  private readonly agent = new Agent({ headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, connectTimeout: REQUEST_TIMEOUT_MS });
+  /** Aborts the requests in flight at stop. */
+  private readonly stopping = new AbortController();
   private readonly clock: () => number;
   private lastSeq = 0;
   private persistTimer: NodeJS.Timeout | null = null;
@@ -270,7 +273,7 @@ export class Forwarder {
     for (const destination of this.destinations) if (destination.lingerTimer) clearTimeout(destination.lingerTimer);
     this.syncCursors();
     this.spool.close();
-    await this.agent.close().catch(() => {});
+    this.stopping.abort();
   }
 
   private enforceLimit(): void {
@@ -349,10 +352,11 @@ export class Forwarder {
     let status = 0;
     let retryAfterMs: number | undefined;
     try {
-      const response = await request(destination.url, { method: 'POST', body, headers, dispatcher: this.agent });
-      status = response.statusCode;
-      retryAfterMs = parseRetryAfter(response.headers['retry-after'], this.clock());
-      await response.body.dump();
+      // Node's own fetch, which is undici inside the runtime: nothing more to bundle into the executable.
+      const response = await fetch(destination.url, { method: 'POST', body, headers, signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), this.stopping.signal]) });
+      status = response.status;
+      retryAfterMs = parseRetryAfter(response.headers.get('retry-after') ?? undefined, this.clock());
+      await response.arrayBuffer();
     } catch {
       status = 0;
     }

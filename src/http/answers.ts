@@ -4,16 +4,16 @@
 
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 
-/** A JSON answer whose bytes never change, with its headers. */
+/** A JSON answer whose bytes never change, with its headers; the body is encoded once, not per answer. */
 export interface ConstantAnswer {
   readonly status: number;
-  readonly body: string;
+  readonly body: Buffer;
   readonly headers: Readonly<Record<string, string>>;
 }
 
 export function constantAnswer(status: number, body: object): ConstantAnswer {
-  const text = JSON.stringify(body);
-  return Object.freeze({ status, body: text, headers: Object.freeze({ 'Content-Length': String(Buffer.byteLength(text)), 'Content-Type': 'application/json' }) });
+  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  return Object.freeze({ status, body: bytes, headers: Object.freeze({ 'Content-Length': String(bytes.length), 'Content-Type': 'application/json' }) });
 }
 
 export const ACCEPTED_ANSWER = constantAnswer(200, { status: 'accepted' });

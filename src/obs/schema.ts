@@ -112,12 +112,13 @@ export type LineFields = { readonly [name in FieldName]?: FieldValue | undefined
  * fields given as undefined (unknown) are left out of the line.
  */
 export function line(level: Level, eventType: EventType, sessionId: string | null, fields: LineFields = {}): ObsEvent {
-  const known: { [name in FieldName]?: FieldValue } = {};
+  // One object, filled in place (the hot path builds several lines per webhook).
+  const built: { -readonly [name in keyof ObsEvent]: ObsEvent[name] } = { level, event_type: eventType, session_id: sessionId };
   for (const name in fields) {
     const value = fields[name as FieldName];
-    if (value !== undefined) known[name as FieldName] = value;
+    if (value !== undefined) built[name as FieldName] = value;
   }
-  return { level, event_type: eventType, session_id: sessionId, ...known };
+  return built;
 }
 
 /** Fields whose values may embed a phone number (docs/contract.md#redaction, --redact-phone-numbers). */
