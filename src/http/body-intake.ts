@@ -14,8 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { DaemonMetrics } from '../metrics.ts';
 import { checkTokenWithoutBody, type KeyRing } from '../pipeline/verify.ts';
 import type { ConnectionState } from './connections.ts';
-import { WebhookExchange } from './webhook-exchange.ts';
-import type { WebhookRoute } from './webhook-route.ts';
+import { type ExchangeHandler, WebhookExchange } from './webhook-exchange.ts';
 
 /** Body bytes read before the token is checked (see above). */
 export const UNVERIFIED_BODY_LIMIT = 16 * 1024;
@@ -26,7 +25,8 @@ export interface BodyIntakeOptions {
   readonly keys: () => KeyRing;
   readonly insecureSkipVerify: boolean;
   readonly clockToleranceMs: number;
-  readonly route: WebhookRoute;
+  /** The webhook route: takes complete bodies, answers refusals. */
+  readonly route: ExchangeHandler;
   readonly metrics: DaemonMetrics;
   readonly clock: () => number;
 }

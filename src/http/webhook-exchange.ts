@@ -14,7 +14,14 @@
 // `done`: the response closed and the exchange is counted out.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { VerifyReason } from '../pipeline/verify.ts';
 import type { ConnectionState } from './connections.ts';
+
+/** Where the body intake hands an exchange on: complete, or refused while it was read. */
+export interface ExchangeHandler {
+  enqueue(exchange: WebhookExchange): void;
+  refuse(exchange: WebhookExchange, reason: 'shutting_down' | 'body_too_large' | 'too_much_body_in_memory' | VerifyReason, detail?: string): void;
+}
 
 export type ExchangePhase = 'reading' | 'checking_token' | 'queued' | 'processing' | 'answered' | 'done';
 

@@ -32,6 +32,7 @@ import {
   sipProviderLine,
 } from './calls.ts';
 import { roomEndReasonName } from './enum-names.ts';
+import { isPlainObject } from './json-values.ts';
 import type { ObsEvent } from './schema.ts';
 import {
   type AnswerSignal,
@@ -290,13 +291,12 @@ export function trimCalls(record: SessionRecord, maxCalls = MAX_CALLS_PER_SESSIO
 
 // ------------------------------------------------------- snapshot checks
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 const optional = (value: unknown, check: (v: unknown) => boolean): boolean => value === undefined || check(value);
 const isString = (value: unknown): value is string => typeof value === 'string';
 
 function isCallRecord(value: unknown): value is CallRecord {
-  if (!isObject(value)) return false;
+  if (!isPlainObject(value)) return false;
   return (
     isString(value.participantSid) &&
     value.participantSid !== '' &&
@@ -314,12 +314,12 @@ function isCallRecord(value: unknown): value is CallRecord {
 }
 
 function isPendingTrack(value: unknown): value is PendingTrack {
-  return isObject(value) && isString(value.participantSid) && value.participantSid !== '' && optional(value.atMs, isFiniteNumber);
+  return isPlainObject(value) && isString(value.participantSid) && value.participantSid !== '' && optional(value.atMs, isFiniteNumber);
 }
 
 /** Whether a value read back from storage (a state file, a shared store) is a session record. */
 export function isSessionRecord(value: unknown): value is SessionRecord {
-  if (!isObject(value)) return false;
+  if (!isPlainObject(value)) return false;
   return (
     isString(value.sid) &&
     value.sid !== '' &&
@@ -338,7 +338,7 @@ const isTimedKey = (value: unknown): value is [string, number] =>
 
 /** Checks a parsed state-file member; an error says what is wrong (for the warning line). */
 export function parseSessionSnapshot(value: unknown): { ok: true; snapshot: SessionSnapshot } | { ok: false; error: string } {
-  if (!isObject(value)) return { ok: false, error: 'sessions is not an object' };
+  if (!isPlainObject(value)) return { ok: false, error: 'sessions is not an object' };
   if (value.version !== 1) return { ok: false, error: `unsupported sessions version ${JSON.stringify(value.version)}` };
   if (!Array.isArray(value.open)) return { ok: false, error: 'sessions.open is not a list' };
   const badOpen = value.open.findIndex((record) => !isSessionRecord(record));

@@ -10,7 +10,7 @@
 
 import { isAscii } from 'node:buffer';
 import { hash } from 'node:crypto';
-import type { KeyRing, VerifyOptions } from './verify.ts';
+import { isPlainObject } from '../obs/json-values.ts';
 
 /**
  * HMAC-SHA256 (RFC 2104) over node:crypto's one-shot `hash`:
@@ -89,9 +89,6 @@ export function decodeSegment(segment: string): unknown {
   }
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** A token the fast path accepted: who signed it, its claims (the time claims and sha256 are checked by verify.ts). */
 export interface AcceptedToken {
@@ -118,7 +115,16 @@ export interface AcceptedToken {
  *   number; `nbf`, when present, a number ≤ now + t; `exp` present, a
  *   number > now - t.
  */
-export function acceptsLiveKitToken(token: string, options: VerifyOptions): AcceptedToken | undefined {
+/** What the fast path needs of the configured keys (verify.ts's KeyRing). */
+export interface FastPathKeys {
+  /** Whether `segment` is a token header the fast path accepts. */
+  isWellFormedHeader(segment: string): boolean;
+  /** Remembers a header of a token whose signature verified. */
+  rememberHeader(segment: string): void;
+  hmacKeyFor(keyId: string): HmacKey | undefined;
+}
+
+export function acceptsLiveKitToken(token: string, options: { readonly keys: FastPathKeys; readonly nowMs: number; readonly clockToleranceMs: number }): AcceptedToken | undefined {
   const now = Math.floor(new Date(options.nowMs).getTime() / 1000);
   const tolerance = options.clockToleranceMs / 1000;
   if (!Number.isFinite(now) || !Number.isFinite(tolerance) || tolerance < 0) return undefined;
@@ -126,7 +132,7 @@ export function acceptsLiveKitToken(token: string, options: VerifyOptions): Acce
   const firstDot = token.indexOf('.');
   const lastDot = token.lastIndexOf('.');
   const header = token.slice(0, firstDot);
-  const keys: KeyRing = options.keys;
+  const keys = options.keys;
   if (!keys.isWellFormedHeader(header)) return undefined;
 
   const claims = decodeSegment(token.slice(firstDot + 1, lastDot));

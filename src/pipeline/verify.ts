@@ -24,7 +24,8 @@
 import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { KeyPair } from '../config.ts';
-import { acceptsLiveKitToken, decodeSegment, equalInConstantTime, type HmacKey, hmacKey, isPlainObject } from './hmac-fast-path.ts';
+import { acceptsLiveKitToken, decodeSegment, equalInConstantTime, type HmacKey, hmacKey } from './hmac-fast-path.ts';
+import { isPlainObject } from '../obs/json-values.ts';
 
 /** Every reason a token is refused; each is the 401 body and the log line's `reason`. */
 export const VERIFY_REASONS = [

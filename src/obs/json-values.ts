@@ -1,0 +1,7 @@
+// Checks on values read back from JSON that the program did not write in
+// this run: a state file, a shared store's records, a token's claims.
+
+/** A JSON object (not null, not an array). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
