@@ -214,7 +214,7 @@ async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise
   // Listen once the shared store answers (bounded by its timeout): otherwise the first webhooks would all be 503.
   if (connected !== undefined && !(await connected)) reportProblem(`store ${store.description} does not answer yet; webhooks are answered 503 until it does`);
 
-  const forwarding = await openForwarding(config, writer, metrics, reportProblem);
+  const forwarding = await openForwarding(config, writer, metrics, reportProblem, () => server.webhooksInFlight > 0);
   const output = openOutputStage(writer, store, shared, metrics, forwarding, reportProblem);
   let keys = new KeyRing(config.keys);
   const server = new WebhookServer({
@@ -397,7 +397,13 @@ function waitForStop(running: Running, reload: () => void): Promise<number> {
 }
 
 /** Forwarding of the derived events, when --forward-url is set (src/forward/). */
-async function openForwarding(config: Config, writer: LineWriter, metrics: DaemonMetrics, reportProblem: (message: string) => void): Promise<Forwarder | null> {
+async function openForwarding(
+  config: Config,
+  writer: LineWriter,
+  metrics: DaemonMetrics,
+  reportProblem: (message: string) => void,
+  ingestionBusy: () => boolean,
+): Promise<Forwarder | null> {
   if (config.forwardUrls.length === 0) return null;
   // Loaded only when used, like the Redis client: the HTTP client is start-up time otherwise.
   const { Forwarder } = await import('./forward/forwarder.ts');
@@ -413,6 +419,7 @@ async function openForwarding(config: Config, writer: LineWriter, metrics: Daemo
     batchSize: config.forwardBatchSize,
     lingerMs: config.forwardLingerMs,
     instance: instanceIdOf(config),
+    ingestionBusy,
     warn: (detail) => {
       reportProblem(detail);
       writeOrReport(writer, [warningLine(detail)], reportProblem, 'a forwarding warning');

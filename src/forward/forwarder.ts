@@ -15,10 +15,12 @@
 // honoured, and a 4xx other than 408/429 given up with a line saying so.
 // `ndjson` sends batches of lines in spool order instead.
 //
-// The client is Node's built-in fetch (undici, shipped inside the runtime),
-// so the executable carries no second copy of it.
+// The client is node:http(s) with keep-alive connections: nothing to bundle,
+// and the least CPU per delivery.
 
 import { createHash } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { KeyPair } from '../config.ts';
 import { signWebhook } from '../livekit/sign.ts';
 import type { ObsEvent } from '../obs/schema.ts';
@@ -42,6 +44,12 @@ export interface ForwardOptions {
   /** Lines about forwarding itself (an event given up, events dropped from a full spool). */
   readonly warn: (detail: string) => void;
   readonly clock?: () => number;
+  /**
+   * Whether ingestion is busy right now (webhooks in flight). Delivery then
+   * keeps one request in flight per destination, so that a burst of
+   * webhooks is answered at full speed; the spool drains right after.
+   */
+  readonly ingestionBusy?: () => boolean;
   /** Backoff bounds (tests shorten them). */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -67,6 +75,10 @@ export interface ForwardObserver {
 /** Lanes per destination for the one-event-per-request format: sessions spread over them. */
 const LANES = 8;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** While ingestion is busy, how often delivery looks whether it may use every lane again. */
+const YIELD_RECHECK_MS = 50;
+/** Delivery waits for a burst of webhooks at most this long (then one lane per destination goes on). */
+const MAX_YIELD_MS = 2_000;
 const PERSIST_INTERVAL_MS = 1_000;
 const DEFAULT_RETRY_BASE_MS = 500;
 const DEFAULT_RETRY_MAX_MS = 60_000;
@@ -139,6 +151,13 @@ class Destination {
 
   get queued(): number {
     return this.lanes.reduce((sum, lane) => sum + lane.length, 0);
+  }
+
+  /** When the oldest waiting event was queued (Infinity when none waits). */
+  oldestQueuedAtMs(): number {
+    let oldest = Infinity;
+    for (const lane of this.lanes) if (lane.length > 0 && lane[0]!.queuedAtMs < oldest) oldest = lane[0]!.queuedAtMs;
+    return oldest;
   }
 
   /** The highest seq with everything at or below it delivered, given `lastSeq` appended. */
@@ -300,14 +319,26 @@ export class Forwarder {
     for (const destination of this.destinations) this.spool.advance(destination.name, destination.watermark(this.lastSeq));
   }
 
-  /** Starts a request on every lane that is free, has work and is not waiting out a backoff. */
+  /**
+   * Starts a request on every lane that is free, has work and is not
+   * waiting out a backoff; while ingestion is busy, on one lane at most per
+   * destination (and looks again shortly).
+   */
   private pump(): void {
     if (this.stopped) return;
     const now = this.clock();
     let nextWake = Infinity;
+    const yielding = this.options.ingestionBusy?.() ?? false;
     for (const destination of this.destinations) {
+      let inFlight = destination.busy.reduce((count, busy) => count + (busy ? 1 : 0), 0);
+      // While webhooks are coming in, delivery waits; if they keep coming for long, one lane goes on regardless.
+      const allowed = !yielding ? Infinity : now - destination.oldestQueuedAtMs() < MAX_YIELD_MS ? 0 : 1;
       for (let lane = 0; lane < destination.lanes.length; lane++) {
         if (destination.busy[lane] || destination.lanes[lane]!.length === 0) continue;
+        if (inFlight >= allowed) {
+          nextWake = Math.min(nextWake, now + YIELD_RECHECK_MS);
+          break;
+        }
         if (destination.retryAt[lane]! > now) {
           nextWake = Math.min(nextWake, destination.retryAt[lane]!);
           continue;
@@ -320,6 +351,7 @@ export class Forwarder {
             continue;
           }
         }
+        inFlight++;
         void this.send(destination, lane);
       }
     }
@@ -352,11 +384,9 @@ export class Forwarder {
     let status = 0;
     let retryAfterMs: number | undefined;
     try {
-      // Node's own fetch, which is undici inside the runtime: nothing more to bundle into the executable.
-      const response = await fetch(destination.url, { method: 'POST', body, headers, signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), this.stopping.signal]) });
-      status = response.status;
-      retryAfterMs = parseRetryAfter(response.headers.get('retry-after') ?? undefined, this.clock());
-      await response.arrayBuffer();
+      const answer = await post(destination.url, body, headers, this.stopping.signal);
+      status = answer.status;
+      retryAfterMs = parseRetryAfter(answer.retryAfter, this.clock());
     } catch {
       status = 0;
     }
@@ -386,6 +416,40 @@ export class Forwarder {
     }
     this.pump();
   }
+}
+
+/** Keep-alive connections per destination, one per lane. */
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: LANES });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: LANES });
+
+/**
+ * One POST with node:http(s) on keep-alive connections: the lightest client
+ * the runtime has (its fetch costs several times the CPU per request, which
+ * a burst of deliveries takes from ingestion). Resolves with the status
+ * (0: no answer within REQUEST_TIMEOUT_MS, or the connection failed) and
+ * Retry-After.
+ */
+function post(url: string, body: string, headers: Record<string, string>, stopping: AbortSignal): Promise<{ status: number; retryAfter: string | undefined }> {
+  return new Promise((resolve) => {
+    const bytes = Buffer.from(body, 'utf8');
+    const secure = url.startsWith('https:');
+    const request = (secure ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(bytes.length) },
+      agent: secure ? httpsAgent : httpAgent,
+      timeout: REQUEST_TIMEOUT_MS,
+      signal: stopping,
+    });
+    request.on('response', (response) => {
+      const retryAfter = response.headers['retry-after'];
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter }));
+      response.on('error', () => resolve({ status: 0, retryAfter: undefined }));
+    });
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', () => resolve({ status: 0, retryAfter: undefined }));
+    request.end(bytes);
+  });
 }
 
 /** Retry-After as delta-seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */

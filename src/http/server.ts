@@ -163,6 +163,11 @@ export class WebhookServer {
     this.rejections.flushSummaries(true);
   }
 
+  /** Webhooks being received or processed now (forwarding yields to them). */
+  get webhooksInFlight(): number {
+    return this.intake.inFlight;
+  }
+
   /** Writes summary lines of rate-limit windows that have closed (called periodically). */
   flushRejectionSummaries(): void {
     this.rejections.flushSummaries();
