@@ -5,17 +5,15 @@
 // line (a scraper is not a webhook sender) and keeps its own small limits.
 
 import { createServer, type Server } from 'node:http';
-import { CONTENT_TYPE, type Registry } from '../metrics.ts';
+import type { Registry } from '../metrics.ts';
+import { answerJson } from './answers.ts';
+import { REFUSALS } from './reasons.ts';
+import { answerMetricsText, listenOn, requestPath } from './server.ts';
 
 /** Scrapers are few; a connection flood here must not cost file descriptors the webhook port needs. */
 const MAX_CONNECTIONS = 64;
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
-
-function json(body: object): { text: string; headers: Record<string, string> } {
-  const text = JSON.stringify(body);
-  return { text, headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) } };
-}
 
 export class MetricsListener {
   private readonly server: Server;
@@ -23,35 +21,17 @@ export class MetricsListener {
   constructor(registry: Registry) {
     this.server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000 }, (request, response) => {
       request.resume();
-      const path = (request.url ?? '/').split('?')[0];
       const method = request.method ?? 'GET';
-      if (path !== '/metrics') {
-        const answer = json({ error: 'not_found' });
-        response.writeHead(404, answer.headers).end(answer.text);
-        return;
-      }
-      if (method !== 'GET' && method !== 'HEAD') {
-        const answer = json({ error: 'method_not_allowed' });
-        response.writeHead(405, { ...answer.headers, Allow: 'GET, HEAD' }).end(answer.text);
-        return;
-      }
-      const body = registry.render();
-      response.writeHead(200, { 'Content-Type': CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)) }).end(method === 'HEAD' ? undefined : body);
+      if (requestPath(request.url ?? '/') !== '/metrics') return answerJson(response, REFUSALS.not_found.status, { error: 'not_found' });
+      if (method !== 'GET' && method !== 'HEAD') return answerJson(response, REFUSALS.method_not_allowed.status, { error: 'method_not_allowed' }, { Allow: 'GET, HEAD' });
+      answerMetricsText(response, registry, method === 'HEAD');
     });
     this.server.maxConnections = MAX_CONNECTIONS;
   }
 
   /** Resolves with the address it listens on; rejects (EADDRINUSE, EADDRNOTAVAIL, ...) like WebhookServer.listen. */
   listen(port: number, host: string): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        if (address === null || typeof address === 'string') return reject(new Error('no TCP address'));
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   /** Stops listening and closes every connection: a scrape in flight is not worth waiting for at shutdown. */

@@ -15,7 +15,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE, type DaemonMetrics } from '../metrics.ts';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE, type DaemonMetrics, type Registry } from '../metrics.ts';
 import { rejectedLine } from '../obs/webhook-lines.ts';
 import type { LineWriter } from '../output/line-writer.ts';
 import type { Output } from '../output/output.ts';
@@ -79,10 +79,23 @@ export function answerHealth(response: ServerResponse, problem: string | null, h
   answer(response, problem === null ? 200 : 503, headOnly ? '' : body, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
 }
 
-/** /metrics: the Prometheus text. */
-export function answerMetrics(response: ServerResponse, metrics: DaemonMetrics, headOnly: boolean): void {
-  const body = metrics.registry.render();
+/** /metrics: the Prometheus text (on the public port, or the metrics listener's). */
+export function answerMetricsText(response: ServerResponse, registry: Registry, headOnly: boolean): void {
+  const body = registry.render();
   answer(response, 200, headOnly ? '' : body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)) });
+}
+
+/** Listens; resolves with the real address (the port 0 asked for becomes a real one), rejects with EADDRINUSE and the like. */
+export function listenOn(server: Server, port: number, host: string): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address === null || typeof address === 'string') return reject(new Error('no TCP address'));
+      resolve({ host: address.address, port: address.port });
+    });
+  });
 }
 
 export class WebhookServer {
@@ -137,15 +150,7 @@ export class WebhookServer {
   }
 
   listen(port: number, host: string): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        if (address === null || typeof address === 'string') return reject(new Error('no TCP address'));
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   /** Stops accepting, lets requests in flight finish (at most `graceMs`), then closes every connection. */
@@ -205,7 +210,7 @@ export class WebhookServer {
     if (path === '/metrics' && this.options.servesMetrics !== false) {
       if (!readOnly) return this.refuse(request, response, 'method_not_allowed', { Allow: 'GET, HEAD' });
       request.resume();
-      return answerMetrics(response, this.options.metrics, method === 'HEAD');
+      return answerMetricsText(response, this.options.metrics.registry, method === 'HEAD');
     }
     this.refuse(request, response, 'not_found');
   }
