@@ -15,6 +15,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import { createServer } from 'node:http';
+import { WebhookReceiver } from 'livekit-server-sdk';
 import { Pool, request } from 'undici';
 import type { KeyPair } from '../../src/config.ts';
 import { EVENT_TYPES } from '../../src/obs/schema.ts';
@@ -33,6 +35,7 @@ import {
 } from '../../src/livekit/samples.ts';
 import { signWebhook } from '../../src/livekit/sign.ts';
 import { freePort, type ObsLine, OTHER_KEY, REPO_ROOT, TEST_KEY } from '../helpers/daemon.ts';
+import { RedisServer, redisMissing } from '../helpers/redis-server.ts';
 import { hostPath, inside, insideOk, run, sandboxDown, sandboxUnavailable, sandboxUp, unitProperties } from './sandbox.ts';
 
 const UNIT = 'control-plane.service';
@@ -213,6 +216,12 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     if (index >= 0) lines[index] = `${name}=${value}`;
     else lines.splice(lines.length - 1, 0, `${name}=${value}`);
     writeFileSync(path, lines.join('\n'));
+  }
+
+  /** Takes a setting out of the env file again (an empty value would still override the unit's Environment=). */
+  async function unsetEnv(name: string): Promise<void> {
+    const path = hostPath(ENV_FILE);
+    writeFileSync(path, readFileSync(path, 'utf8').split('\n').filter((line) => !line.startsWith(`${name}=`)).join('\n'));
   }
 
   /** Waits until a file of the sandbox satisfies `predicate`. */
@@ -629,6 +638,79 @@ describe('control-plane under systemd (Debian 12 sandbox)', { skip: unavailable 
     // Back to the plain setup for the steps below.
     await setEnv('LIVEKIT_KEYS_FILE', '');
     await insideOk(['systemctl', 'restart', UNIT]);
+  });
+
+  it('forwarding and a shared Redis store, set in the env file as README says: signed call events reach a backend, every line names its instance', { timeout: 120_000 }, async (t) => {
+    // A backend on this machine (the sandbox shares its network), verifying each delivery as a LiveKit SDK user would.
+    const verifier = new WebhookReceiver(TEST_KEY.keyId, TEST_KEY.secret);
+    const received: Array<Record<string, unknown>> = [];
+    const backend = createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      request.on('end', () => {
+        verifier.receive(body, request.headers.authorization).then(
+          () => {
+            received.push(JSON.parse(body) as Record<string, unknown>);
+            response.writeHead(200).end();
+          },
+          () => response.writeHead(401).end(),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
+    t.after(() => backend.close());
+    const backendPort = (backend.address() as { port: number }).port;
+    const missingRedis = redisMissing();
+    const redis = missingRedis ? null : await RedisServer.start();
+    t.after(() => redis?.close());
+    if (missingRedis) t.diagnostic(`the shared-store part is skipped: ${missingRedis}`);
+
+    await setEnv('CONTROL_PLANE_FORWARD_URL', `http://127.0.0.1:${backendPort}/hooks/calls`);
+    if (redis) {
+      await setEnv('CONTROL_PLANE_STORE', `${redis.url}/0`);
+      // The unit sets a state file; a shared store refuses one (README, Running two or more).
+      await setEnv('CONTROL_PLANE_STATE_FILE', '');
+      await setEnv('CONTROL_PLANE_INSTANCE_ID', 'cp-sandbox');
+    }
+    await insideOk(['systemctl', 'restart', UNIT]);
+    const invocation = await invocationId();
+    const health = (await (await request(`${baseUrl}/health`)).body.json()) as { status: string; forwarding: Array<{ url: string }> };
+    assert.equal(health.status, 'ok');
+    assert.equal(health.forwarding[0]!.url, `http://127.0.0.1:${backendPort}/hooks/calls`);
+
+    const room = newRoom('forwarded-call', Math.floor(Date.now() / 1000) - 60);
+    const leg = sipParticipant('inbound', { joinedAtMs: Date.now() - 50_000 });
+    const at = (event: string, fields: JsonObject, secondsAgo: number) => signed(envelope(event, { room: roomJson(room), ...fields }, { createdAt: Math.floor(Date.now() / 1000) - secondsAgo }));
+    for (const webhook of [
+      at('room_started', {}, 60),
+      at('participant_joined', { participant: participantJson(leg, 'ACTIVE', { callStatus: 'ringing' }) }, 50),
+      at('track_published', { participant: { sid: leg.sid, identity: leg.identity }, track: { sid: 'TR_forwarded', type: 'AUDIO', source: 'MICROPHONE' } }, 45),
+      at('participant_left', { participant: participantJson(leg, 'DISCONNECTED', { callStatus: 'hangup', disconnectReason: 'CLIENT_INITIATED' }) }, 5),
+      at('room_finished', {}, 1),
+    ]) {
+      await postOk(webhook);
+    }
+    const deadline = Date.now() + 20_000;
+    while (!received.some((event) => event.event_type === 'call.ended')) {
+      assert.ok(Date.now() < deadline, `the backend got ${received.map((event) => event.event_type).join(', ') || 'nothing'}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(
+      received.filter((event) => String(event.event_type).startsWith('call.')).map((event) => event.event_type),
+      ['call.started', 'call.answered', 'call.ended'],
+    );
+    const lines = await journalLines(invocation);
+    assert.deepEqual(received.find((event) => event.event_type === 'call.ended'), lines.find((line) => line.event_type === 'call.ended'), 'the backend gets the line as written');
+    if (redis) {
+      const started = lines.find((line) => line.event_type === 'control_plane.started')!;
+      assert.equal(started.store, `${redis.url}/0`);
+      assert.ok(lines.every((line) => line.instance === 'cp-sandbox'), 'every line names its instance');
+    }
+
+    // Back to the plain setup for the steps below.
+    for (const name of ['CONTROL_PLANE_FORWARD_URL', 'CONTROL_PLANE_STORE', 'CONTROL_PLANE_STATE_FILE', 'CONTROL_PLANE_INSTANCE_ID']) await unsetEnv(name);
+    await insideOk(['systemctl', 'restart', UNIT]);
+    await waitHealthy();
   });
 
   it('stops cleanly: control_plane.stopped, exit status 0, state file kept', { timeout: 60_000 }, async () => {
