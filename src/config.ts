@@ -3,6 +3,7 @@
 // and README all follow it. Parsing is pure: argv, env and a file reader go
 // in, a frozen Config or a ConfigError naming the setting comes out.
 
+import { dirname, join } from 'node:path';
 import { MEMORY_STORE, parseStoreSetting, type StoreSetting } from './store/store-url.ts';
 
 export type FsyncMode = 'never' | 'always';
@@ -475,8 +476,8 @@ export function loadConfig({ argv, env, readText, readMode }: ConfigInput, parse
     if (result.forwardSpool === null) {
       const stateFile = result.stateFile as string | null;
       const stateDirectory = env.STATE_DIRECTORY?.split(':')[0];
-      if (stateFile) result.forwardSpool = `${stateFile.replace(/\/[^/]*$/, '') || '.'}/forward-spool`;
-      else if (stateDirectory) result.forwardSpool = `${stateDirectory}/forward-spool`;
+      if (stateFile) result.forwardSpool = join(dirname(stateFile), 'forward-spool');
+      else if (stateDirectory) result.forwardSpool = join(stateDirectory, 'forward-spool');
       else throw new ConfigError('--forward-spool: --forward-url needs a directory for its delivery spool (set --forward-spool, or --state-file)');
     }
   }

@@ -289,3 +289,14 @@ test("README's configuration table lists every setting with its environment vari
     assert.ok(row.includes(`\`${setting.env}`), `${setting.flag}: README does not name ${setting.env}`);
   }
 });
+
+test('--forward-url keeps its spool beside the state file (a relative one too), or in systemd\'s state directory, or asks for one', () => {
+  const env = { LIVEKIT_API_KEY: 'APIk', LIVEKIT_API_SECRET: 'a-secret-of-at-least-32-bytes-0123456789' };
+  const spoolOf = (argv: string[], extra: Record<string, string> = {}) => loadConfig({ argv, env: { ...env, ...extra }, readText: noFiles, readMode: ownerOnly }).forwardSpool;
+  assert.equal(spoolOf(['--forward-url', 'http://127.0.0.1:9/hooks', '--state-file', '/var/lib/cp/state.json']), '/var/lib/cp/forward-spool');
+  assert.equal(spoolOf(['--forward-url', 'http://127.0.0.1:9/hooks', '--state-file', 'state.json']), 'forward-spool');
+  assert.equal(spoolOf(['--forward-url', 'http://127.0.0.1:9/hooks'], { STATE_DIRECTORY: '/var/lib/control-plane' }), '/var/lib/control-plane/forward-spool');
+  assert.throws(() => spoolOf(['--forward-url', 'http://127.0.0.1:9/hooks']), /--forward-spool/);
+  assert.throws(() => spoolOf(['--forward-url', 'ftp://example.com/x']), /http:\/\/ or https:\/\//);
+  assert.throws(() => spoolOf(['--forward-events', 'call.*']), /only applies with --forward-url/);
+});
