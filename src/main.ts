@@ -33,7 +33,7 @@ import { Output } from './output/output.ts';
 import { KeyRing } from './pipeline/verify.ts';
 import { FileSink } from './sinks/file.ts';
 import type { PlannedWebhook } from './pipeline/plan.ts';
-import type { Sink, SinkWriteError } from './sinks/sink.ts';
+import type { Sink } from './sinks/sink.ts';
 import { StderrLines } from './sinks/stderr.ts';
 import { StdoutSink } from './sinks/stdout.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -444,12 +444,7 @@ function acknowledgedLines(writer: LineWriter, planned: readonly PlannedWebhook[
 
 /** Lines that answer no request: a failure is reported on stderr, not retried. */
 function writeOrReport(writer: LineWriter, lines: readonly ObsEvent[], reportProblem: (message: string) => void, what: string): void {
-  const result = writer.write(lines);
-  const report = (failure: SinkWriteError | null): void => {
-    if (failure) reportProblem(`cannot write ${what} (${failure.code}); /health reports degraded`);
-  };
-  if (result instanceof Promise) void result.then(report);
-  else report(result);
+  writer.writeUnanswered(lines, (failure) => reportProblem(`cannot write ${what} (${failure.code}); /health reports degraded`));
 }
 
 // `ps`, `top` and `systemctl status` name the process after the program,

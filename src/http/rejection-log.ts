@@ -40,14 +40,9 @@ export class RejectionLog {
   }
 
   /** Lines that answer nothing by themselves: a failure is counted and reported, never retried. */
-  writeLines(lines: readonly ObsEvent[]): void {
+  private writeLines(lines: readonly ObsEvent[]): void {
     if (lines.length === 0) return;
-    const result = this.writer.write(lines);
-    if (result instanceof Promise) {
-      result.then((failure) => failure && this.failed(failure.code, failure.message), () => {});
-    } else if (result !== null) {
-      this.failed(result.code, result.message);
-    }
+    this.writer.writeUnanswered(lines, (failure) => this.failed(failure.code, failure.message));
   }
 
   private failed(code: string, message: string): void {

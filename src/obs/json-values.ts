@@ -5,3 +5,8 @@
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** A `[key, ms]` pair (an id, a room SID or a provider key with the time it was remembered). */
+export function isTimedKey(value: unknown): value is [string, number] {
+  return Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && Number.isFinite(value[1]);
+}

@@ -32,7 +32,7 @@ import {
   sipProviderLine,
 } from './calls.ts';
 import { roomEndReasonName } from './enum-names.ts';
-import { isPlainObject } from './json-values.ts';
+import { isPlainObject, isTimedKey } from './json-values.ts';
 import type { ObsEvent } from './schema.ts';
 import {
   type AnswerSignal,
@@ -332,9 +332,6 @@ export function isSessionRecord(value: unknown): value is SessionRecord {
     optional(value.pendingTracks, (tracks) => Array.isArray(tracks) && tracks.every(isPendingTrack))
   );
 }
-
-const isTimedKey = (value: unknown): value is [string, number] =>
-  Array.isArray(value) && value.length === 2 && isString(value[0]) && isFiniteNumber(value[1]);
 
 /** Checks a parsed state-file member; an error says what is wrong (for the warning line). */
 export function parseSessionSnapshot(value: unknown): { ok: true; snapshot: SessionSnapshot } | { ok: false; error: string } {

@@ -112,6 +112,20 @@ export class LineWriter {
     );
   }
 
+  /**
+   * Writes lines that answer no request (process lines, rejections,
+   * warnings): nothing waits for them, and a failure, now or once an
+   * unfinished write gives up, is handed to `onFailure`, never retried.
+   */
+  writeUnanswered(events: readonly ObsEvent[], onFailure: (error: SinkWriteError) => void): void {
+    const result = this.write(events);
+    if (result instanceof Promise) {
+      void result.then((failure) => failure && onFailure(failure));
+    } else if (result !== null) {
+      onFailure(result);
+    }
+  }
+
   /** One line as it was written with `seq` and `ts` (same fields, redaction and instance), as JSON without its newline. */
   encodeWritten(event: ObsEvent, seq: number, ts: string): string {
     this.standalone.clear();

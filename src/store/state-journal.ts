@@ -22,6 +22,7 @@
 
 import { closeSync, fdatasyncSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants as fs } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isTimedKey } from '../obs/json-values.ts';
 import { ENDED, isSessionRecord, parseSessionSnapshot, type RoomState, type SessionRecord } from '../obs/sessions.ts';
 import type { ChangeJournal, MemoryStore, StoreContents } from './memory.ts';
 import { type StateChanges, StoreUnavailableError } from './store.ts';
@@ -56,7 +57,6 @@ const describe = (error: unknown): string => (error as NodeJS.ErrnoException | u
 
 const utcStamp = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 
-const isTimed = (value: unknown): value is [string, number] => Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && Number.isFinite(value[1]);
 
 /** The journal line for one committed group. */
 export function encodeChanges(changes: StateChanges, nowMs: number): string {
@@ -76,7 +76,7 @@ export function decodeChanges(line: string): { changes: StateChanges; nowMs: num
   if (typeof value !== 'object' || value === null) return undefined;
   const record = value as { t?: unknown; i?: unknown; r?: unknown; e?: unknown; p?: unknown };
   if (!Number.isFinite(record.t) || !Array.isArray(record.i) || !Array.isArray(record.r) || !Array.isArray(record.e) || !Array.isArray(record.p)) return undefined;
-  if (!record.i.every(isTimed) || !record.e.every(isTimed) || !record.p.every(isTimed)) return undefined;
+  if (!record.i.every(isTimedKey) || !record.e.every(isTimedKey) || !record.p.every(isTimedKey)) return undefined;
   const rooms = new Map<string, RoomState>();
   for (const entry of record.r) {
     if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') return undefined;
@@ -283,7 +283,7 @@ export class StateJournal implements ChangeJournal {
   private upgradeVersion1(file: Record<string, unknown>, warnings: string[]): StoreContents | undefined {
     const sessions = parseSessionSnapshot(file.sessions);
     const ids = file.recentIds;
-    if (!sessions.ok || !Array.isArray(ids) || !ids.every(isTimed)) {
+    if (!sessions.ok || !Array.isArray(ids) || !ids.every(isTimedKey)) {
       this.setAside(sessions.ok ? 'recentIds is not a list of [id, ms]' : sessions.error, warnings);
       return undefined;
     }
@@ -316,9 +316,9 @@ export class StateJournal implements ChangeJournal {
       }
       const [kind, first, second] = entry as unknown[];
       if (kind === 'o' && isSessionRecord(first)) open.push(first);
-      else if (kind === 'e' && isTimed([first, second])) ended.push([first as string, second as number]);
-      else if (kind === 'p' && isTimed([first, second])) providerKeys.push([first as string, second as number]);
-      else if (kind === 'i' && isTimed([first, second])) ids.push([first as string, second as number]);
+      else if (kind === 'e' && isTimedKey([first, second])) ended.push([first as string, second as number]);
+      else if (kind === 'p' && isTimedKey([first, second])) providerKeys.push([first as string, second as number]);
+      else if (kind === 'i' && isTimedKey([first, second])) ids.push([first as string, second as number]);
       else damaged++;
     }
     if (damaged > 0) warnings.push(`state file ${this.path}: ${damaged} damaged line(s) skipped`);
