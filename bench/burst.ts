@@ -93,6 +93,69 @@ export async function waitForListen(child: ChildProcess, outputPath: string, std
   }
 }
 
+/** A server under test, started with its stdout redirected to a file and listening. */
+export interface StartedServer {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** A directory of its own (the output file, a state file...), removed by close(). */
+  readonly directory: string;
+  readonly outputPath: string;
+  readonly stderr: () => string;
+  readonly exited: Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it exited. */
+  stop(graceMs?: number): Promise<void>;
+  /** Kills it if it still runs and removes its directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Spawns a server (environment: PATH, HOME and `env` only), its stdout to
+ * `<directory>/stdout.jsonl`, and waits for its listen line. `args` may name
+ * files in the directory through `{dir}`.
+ */
+export async function startServer(command: string, args: readonly string[], env: Record<string, string>, prefix = 'control-plane-bench-'): Promise<StartedServer> {
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  const outputPath = join(directory, 'stdout.jsonl');
+  const outputFd = openSync(outputPath, 'w');
+  let stderr = '';
+  const child = spawn(command, args.map((arg) => arg.replaceAll('{dir}', directory)), {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', outputFd, 'pipe'],
+  });
+  closeSync(outputFd);
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const close = async (): Promise<void> => {
+    if (running()) child.kill('SIGKILL');
+    await exited;
+    rmSync(directory, { recursive: true, force: true });
+  };
+  let port: number;
+  try {
+    port = await waitForListen(child, outputPath, () => stderr);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    child,
+    port,
+    directory,
+    outputPath,
+    stderr: () => stderr,
+    exited,
+    async stop(graceMs = STOP_TIMEOUT_MS) {
+      if (!running()) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+    close,
+  };
+}
+
 /** Peak resident set size (VmHWM) of a live process, in bytes. */
 export function peakRss(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -181,25 +244,15 @@ function checkOutput(kind: Target['output'], text: string, accepted: readonly st
 
 /** Starts `target`, warms it up, sends the burst, stops it, and checks its output. */
 export async function runBurst(target: Target, options: BurstOptions): Promise<BurstResult> {
-  const directory = mkdtempSync(join(tmpdir(), 'control-plane-bench-'));
-  const outputPath = join(directory, 'stdout.jsonl');
-  const outputFd = openSync(outputPath, 'w');
-  let stderr = '';
-  const child = spawn(target.command, [...target.args, ...(options.extraArgs ?? [])], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...target.env },
-    stdio: ['ignore', outputFd, 'pipe'],
-  });
-  closeSync(outputFd);
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server = await startServer(target.command, [...target.args, ...(options.extraArgs ?? [])], target.env);
+  const { child } = server;
   const pool = { current: null as Pool | null };
   try {
-    const port = await waitForListen(child, outputPath, () => stderr);
-    pool.current = new Pool(`http://127.0.0.1:${port}`, { connections: options.concurrency, pipelining: 1 });
+    pool.current = new Pool(`http://127.0.0.1:${server.port}`, { connections: options.concurrency, pipelining: 1 });
     const warmAccepted = options.warmup ? (await send(pool.current, options.warmup, options.concurrency)).acceptedIds : [];
 
     const alive = (): void => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${target.name} exited (${child.exitCode ?? child.signalCode}) during the burst; stderr: ${stderr.slice(-2000)}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${target.name} exited (${child.exitCode ?? child.signalCode}) during the burst; stderr: ${server.stderr().slice(-2000)}`);
     };
     alive();
     const cpuBefore = cpuTimeMs(child.pid!);
@@ -213,13 +266,9 @@ export async function runBurst(target: Target, options: BurstOptions): Promise<B
     const peakRssBytes = peakRss(child.pid!);
     await pool.current.close();
     pool.current = null;
+    await server.stop();
 
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-
-    const output = checkOutput(target.output, readFileSync(outputPath, 'utf8'), [...warmAccepted, ...result.acceptedIds]);
+    const output = checkOutput(target.output, readFileSync(server.outputPath, 'utf8'), [...warmAccepted, ...result.acceptedIds]);
     return {
       target: target.name,
       repeat: options.repeat,
@@ -237,11 +286,7 @@ export async function runBurst(target: Target, options: BurstOptions): Promise<B
     };
   } finally {
     if (pool.current) await pool.current.destroy();
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    rmSync(directory, { recursive: true, force: true });
+    await server.close();
   }
 }
 

@@ -9,13 +9,10 @@
 //
 //   tsx bench/forward.ts [--n N] [--repeats R] [--c C]
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Pool } from 'undici';
-import { send, waitForListen } from './burst.ts';
+import { send, startServer } from './burst.ts';
 import { median } from './report.ts';
 import { EXECUTABLE } from './targets.ts';
 import { BENCH_KEY, buildWorkload } from './workload.ts';
@@ -57,33 +54,25 @@ async function metric(port: number, name: string): Promise<number> {
 }
 
 async function run(forwarding: boolean, seed: number): Promise<Run> {
-  const directory = mkdtempSync(join(tmpdir(), 'control-plane-forward-bench-'));
-  const output = join(directory, 'stdout.jsonl');
-  const fd = openSync(output, 'w');
-  const args = ['--host', '127.0.0.1', '--port', '0', ...(forwarding ? ['--forward-url', receiverUrl, '--forward-spool', join(directory, 'spool')] : [])];
-  const child: ChildProcess = spawn(EXECUTABLE, args, { env: { PATH: process.env.PATH ?? '', LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret }, stdio: ['ignore', fd, 'pipe'] });
-  closeSync(fd);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const args = ['--host', '127.0.0.1', '--port', '0', ...(forwarding ? ['--forward-url', receiverUrl, '--forward-spool', '{dir}/spool'] : [])];
+  const server = await startServer(EXECUTABLE, args, { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret }, 'control-plane-forward-bench-');
   try {
-    const port = await waitForListen(child, output, () => stderr);
-    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: settings.c });
-    await send(pool, buildWorkload({ count: 2000, seed: seed + 5000 }), settings.c);
     const deliveredBefore = delivered;
+    const pool = new Pool(`http://127.0.0.1:${server.port}`, { connections: settings.c });
+    await send(pool, buildWorkload({ count: 2000, seed: seed + 5000 }), settings.c);
     const result = await send(pool, buildWorkload({ count: settings.n, seed }), settings.c);
     const burstEnd = performance.now();
     await pool.close();
     let drainMs = 0;
     if (forwarding) {
       // Drained when nothing is queued any more for the receiver.
-      while ((await metric(port, 'control_plane_forward_queued')) > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      while ((await metric(server.port, 'control_plane_forward_queued')) > 0) await new Promise((resolve) => setTimeout(resolve, 20));
       drainMs = Math.max(0, lastDeliveryAt - burstEnd);
     }
-    const lines = readFileSync(output, 'utf8').split('\n').filter((line) => /"event_type":"(call|session|provider)\./.test(line)).length;
+    const lines = readFileSync(server.outputPath, 'utf8').split('\n').filter((line) => /"event_type":"(call|session|provider)\./.test(line)).length;
     return { forwarding, requestsPerSecond: (result.latencies.length * 1000) / result.elapsedMs, drainMs, expected: lines, delivered: forwarding ? delivered - deliveredBefore : 0 };
   } finally {
-    child.kill('SIGKILL');
-    rmSync(directory, { recursive: true, force: true });
+    await server.close();
   }
 }
 
@@ -101,4 +90,7 @@ const ratio = rate(true) / rate(false);
 console.log(`\n| | req/s (median of ${settings.repeats}) | ratio |\n| --- | ---: | ---: |`);
 console.log(`| without forwarding | ${Math.round(rate(false))} | 1.00 |`);
 console.log(`| with forwarding | ${Math.round(rate(true))} | ${ratio.toFixed(2)} (target ≥ 0.80: ${ratio >= 0.8 ? 'met' : 'not met'}) |`);
-console.log(`\nspool drained after the burst: ${runs.filter((run) => run.forwarding).map((run) => `${(run.drainMs / 1000).toFixed(1)} s`).join(', ')}`);
+const forwarded = runs.filter((run) => run.forwarding);
+console.log(`\nspool drained after the burst: ${forwarded.map((run) => `${(run.drainMs / 1000).toFixed(1)} s`).join(', ')}`);
+const short = forwarded.filter((run) => run.delivered < run.expected);
+console.log(`deliveries / derived lines in the output (warm-up included): ${forwarded.map((run) => `${run.delivered} / ${run.expected}`).join(', ')} — ${short.length ? 'SOME NOT DELIVERED' : 'every one delivered'}`);

@@ -21,9 +21,9 @@
 // replayed SIP calls at 64 in flight. Its RSS at rest and its peak (VmHWM)
 // are read from /proc.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
@@ -32,7 +32,7 @@ import { GroupState, planWebhook } from '../src/pipeline/plan.ts';
 import { MEMORY_DEFAULTS, MemoryStore } from '../src/store/memory.ts';
 import { encodeBody, envelope, type JsonObject, livekitId, newRoom, participantJson, roomJson, sipParticipant } from '../src/livekit/samples.ts';
 import { signWebhook } from '../src/livekit/sign.ts';
-import { peakRss, send, waitForListen } from './burst.ts';
+import { peakRss, send, type StartedServer, startServer } from './burst.ts';
 import { EMBEDDED_RUNTIME, EXECUTABLE, installedCopy, REPO_ROOT, runtimeVersion } from './targets.ts';
 import { BENCH_KEY, buildWorkload, type Webhook, type Workload } from './workload.ts';
 
@@ -40,8 +40,6 @@ const GROUP = 64;
 const MB = 1024 * 1024;
 
 // ------------------------------------------------------ realistic entries
-
-const BASE57 = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
 /** E.164: + country code 1 and ten digits. */
 function phoneNumber(): string {
@@ -320,21 +318,13 @@ function signedRooms(rooms: readonly JsonObject[][]): Workload {
 /** `scale` < 1 fills that share of each cap (a quick check of this code, not a measurement). */
 export async function fillExecutable(log: (line: string) => void, scale: number): Promise<CapsFill> {
   const o = Object.fromEntries(Object.entries(MEMORY_DEFAULTS).map(([name, value]) => [name, name.startsWith('max') ? Math.round(value * scale) : value])) as typeof MEMORY_DEFAULTS;
-  const directory = mkdtempSync(join(tmpdir(), 'control-plane-memory-'));
   const copy = installedCopy(EXECUTABLE);
-  const outputPath = join(directory, 'stdout.jsonl');
-  const outputFd = openSync(outputPath, 'w');
-  let stderr = '';
-  const child = spawn(copy.path, ['--host', '127.0.0.1', '--port', '0'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret },
-    stdio: ['ignore', outputFd, 'pipe'],
-  });
-  closeSync(outputFd);
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let server: StartedServer | null = null;
   let pool: Pool | null = null;
   try {
-    const port = await waitForListen(child, outputPath, () => stderr);
+    server = await startServer(copy.path, ['--host', '127.0.0.1', '--port', '0'], { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret }, 'control-plane-memory-');
+    const port = server.port;
+    const child = server.child;
     const pid = child.pid!;
     pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -383,10 +373,8 @@ export async function fillExecutable(log: (line: string) => void, scale: number)
     };
   } finally {
     if (pool) await pool.destroy();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+    await server?.close();
     copy.remove();
-    rmSync(directory, { recursive: true, force: true });
   }
 }
 

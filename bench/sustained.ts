@@ -26,15 +26,14 @@
 // verdicts against the targets below; and writes bench/results/<date>-sustained.md
 // with an SVG of RSS over the run.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { MEMORY_DEFAULTS } from '../src/store/memory.ts';
 import { stateFileBytes } from '../src/store/state-journal.ts';
-import { cpuTimeMs, peakRss, percentile, send, waitForListen } from './burst.ts';
+import { cpuTimeMs, peakRss, percentile, send, type StartedServer, startServer } from './burst.ts';
 import { median, rssChart, type RssSeries } from './report.ts';
 import { EMBEDDED_RUNTIME, EXECUTABLE, installedCopy, REPO_ROOT, runtimeVersion } from './targets.ts';
 import { BENCH_KEY, buildWorkload, describeWorkload, SIP_CALL_WEBHOOKS } from './workload.ts';
@@ -209,28 +208,19 @@ async function storeCounts(pool: Pool): Promise<Record<string, number>> {
 }
 
 async function runStore(store: StoreKind, settings: Settings, log: (line: string) => void): Promise<StoreRun> {
-  const directory = mkdtempSync(join(tmpdir(), 'control-plane-sustained-'));
   const copy = installedCopy(EXECUTABLE);
-  const outputPath = join(directory, 'stdout.jsonl');
-  const statePath = join(directory, 'state.json');
-  const outputFd = openSync(outputPath, 'w');
-  let stderr = '';
-  const child: ChildProcess = spawn(copy.path, ['--host', '127.0.0.1', '--port', '0', ...(store === 'state-file' ? ['--state-file', statePath] : [])], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret },
-    stdio: ['ignore', outputFd, 'pipe'],
-  });
-  closeSync(outputFd);
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let server: StartedServer | null = null;
   let pool: Pool | null = null;
   let follower: OutputFollower | null = null;
   try {
-    const port = await waitForListen(child, outputPath, () => stderr);
+    server = await startServer(copy.path, ['--host', '127.0.0.1', '--port', '0', ...(store === 'state-file' ? ['--state-file', '{dir}/state.json'] : [])], { LIVEKIT_API_KEY: BENCH_KEY.keyId, LIVEKIT_API_SECRET: BENCH_KEY.secret }, 'control-plane-sustained-');
+    const { child, port, outputPath } = server;
+    const statePath = join(server.directory, 'state.json');
     const pid = child.pid!;
     pool = new Pool(`http://127.0.0.1:${port}`, { connections: settings.c, pipelining: 1 });
     follower = new OutputFollower(outputPath);
     const alive = (): void => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`control-plane exited (${child.exitCode ?? child.signalCode}); stderr: ${stderr.slice(-2000)}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`control-plane exited (${child.exitCode ?? child.signalCode}); stderr: ${server!.stderr().slice(-2000)}`);
     };
     let pendingIds: string[] = [];
     if (settings.warmup > 0) pendingIds = (await send(pool, buildWorkload({ count: settings.warmup, seed: 50, kind: 'sip-calls' }), settings.c)).acceptedIds;
@@ -298,10 +288,7 @@ async function runStore(store: StoreKind, settings: Settings, log: (line: string
     const peakRssBytes = peakRss(pid);
     await pool.close();
     pool = null;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
+    await server.stop(30_000);
     follower.readNew();
     return {
       store,
@@ -318,12 +305,8 @@ async function runStore(store: StoreKind, settings: Settings, log: (line: string
   } finally {
     follower?.close();
     if (pool) await pool.destroy();
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await server?.close();
     copy.remove();
-    rmSync(directory, { recursive: true, force: true });
   }
 }
 
