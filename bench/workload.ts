@@ -30,6 +30,7 @@ import {
   type ParticipantSpec,
   roomJson,
   type RoomSpec,
+  seededRandom,
   sipParticipant,
   standardParticipant,
 } from '../src/livekit/samples.ts';
@@ -71,18 +72,6 @@ const CALL_ENDINGS = [
 const RECORDED_SHARE = 0.3;
 /** Share of rooms that are WebRTC meetings (two browser users), not phone calls. */
 const MEETING_SHARE = 0.1;
-
-/** A deterministic generator, so two runs send the same mix (ids stay random). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function phoneNumber(random: () => number): string {
   let digits = '';

@@ -223,3 +223,19 @@ export function sampleWebhook(event: string, roomName = 'demo-room', nowMs = Dat
       return envelope(event, { room: roomJson(room) }, options);
   }
 }
+
+/**
+ * A small deterministic random source (mulberry32): the mixes of the
+ * benchmarks and the random streams of the tests repeat with their seed, so
+ * a failing seed can be replayed.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

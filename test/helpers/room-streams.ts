@@ -1,11 +1,13 @@
 // Whole rooms as LiveKit sends them, for the tests that deliver many rooms
 // at once: each scenario of test/obs/calls.test.ts (the telephony cases of
-// livekit-webhooks.md §7, WebRTC rooms, egress and ingress troubles) as one
+// docs/livekit-facts.md#telephony, WebRTC rooms, egress and ingress troubles) as one
 // room's webhooks in room-queue order, with fresh SIDs and ids per room; and
 // the reference a single embedded-store instance makes of them.
 
 import { encodeBody, type JsonObject, livekitId } from '../../src/livekit/samples.ts';
-import { GroupState, planWebhook } from '../../src/pipeline/plan.ts';
+
+export { seededRandom } from '../../src/livekit/samples.ts';
+import { planOne } from './pipeline-driver.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { postSigned } from './daemon.ts';
 import { agentParticipant, decode, RoomScript, sipLeg, standardParticipant, T0 } from '../obs/sessions.helpers.ts';
@@ -124,18 +126,6 @@ export interface RoomStream {
   readonly bodies: readonly string[];
 }
 
-/** A small deterministic random source (mulberry32), so a failing seed can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` rooms: every scenario at least once, then random ones. */
 export function roomStreams(count: number, random: () => number): RoomStream[] {
   const rooms: RoomStream[] = [];
@@ -183,10 +173,9 @@ export function referenceLines(rooms: readonly RoomStream[], nowMs = Date.now())
   const lines: string[] = [];
   for (const room of rooms) {
     for (const body of room.bodies) {
-      const state = new GroupState(store.read({ eventIds: [], roomSids: [], providerKeys: [] }, nowMs));
-      const planned = planWebhook(decode(JSON.parse(body) as JsonObject), state, nowMs);
-      for (const line of planned.lines) if (isDerived(line.event_type)) lines.push(projectDerived(line as unknown as Record<string, unknown>));
-      store.commit(state, state, nowMs);
+      const planned = planOne(decode(JSON.parse(body) as JsonObject), nowMs, store);
+      for (const line of planned.events) if (isDerived(line.event_type)) lines.push(projectDerived(line as unknown as Record<string, unknown>));
+      planned.commit();
     }
   }
   return lines;
