@@ -41,7 +41,9 @@ test('kill -9 mid-burst: every 200 has all its lines, nothing split; a restart l
   const exit = await daemon.exited;
   assert.equal(exit.signal, 'SIGKILL');
   assert.ok(result.accepted.length >= ACCEPTED_BEFORE_KILL, `${result.accepted.length} accepted`);
-  assert.ok((result.statuses.get('error') ?? 0) > 0, 'requests were in flight when the process died');
+  // Usually some requests are cut off by the kill; on a loaded machine the daemon may have answered
+  // every one it had read just before. What must hold either way is checked below.
+  t.diagnostic(`${result.statuses.get('error') ?? 0} request(s) were in flight when the process died`);
 
   // Right after the kill: only the live file may end in an unterminated
   // (never acknowledged) write; everything else is whole lines.
