@@ -25,9 +25,16 @@ import { isPlainObject } from '../obs/json-values.ts';
 export interface HmacKey {
   readonly innerPad: Buffer;
   readonly outerPad: Buffer;
+  /** (K ⊕ ipad) followed by room for the message: reused per call, grown for a longer message. */
+  inner: Buffer;
+  /** (K ⊕ opad) followed by the 32 bytes of the inner digest: reused per call. */
+  readonly outer: Buffer;
 }
 
 const SHA256_BLOCK_BYTES = 64;
+const SHA256_DIGEST_BYTES = 32;
+/** A LiveKit token's signing input is a few hundred bytes. */
+const INITIAL_MESSAGE_ROOM = 1024;
 
 export function hmacKey(secret: Uint8Array): HmacKey {
   const block = Buffer.alloc(SHA256_BLOCK_BYTES);
@@ -39,19 +46,29 @@ export function hmacKey(secret: Uint8Array): HmacKey {
     innerPad[index] = block[index]! ^ 0x36;
     outerPad[index] = block[index]! ^ 0x5c;
   }
-  return { innerPad, outerPad };
+  const inner = Buffer.allocUnsafeSlow(SHA256_BLOCK_BYTES + INITIAL_MESSAGE_ROOM);
+  innerPad.copy(inner, 0);
+  const outer = Buffer.allocUnsafeSlow(SHA256_BLOCK_BYTES + SHA256_DIGEST_BYTES);
+  outerPad.copy(outer, 0);
+  return { innerPad, outerPad, inner, outer };
 }
 
-/** HMAC-SHA256 of a latin1 (here: ASCII) message, as unpadded base64url: a JWS HS256 signature. */
+/**
+ * HMAC-SHA256 of a latin1 (here: ASCII) message, as unpadded base64url: a
+ * JWS HS256 signature. The two hashed blocks are the key's own buffers,
+ * with the pads written once (not two buffers and a digest string per
+ * call): synchronous code, so no call can come between the writes and the
+ * hash.
+ */
 export function hmacSha256Base64url(key: HmacKey, message: string): string {
-  const inner = Buffer.allocUnsafe(SHA256_BLOCK_BYTES + message.length);
-  key.innerPad.copy(inner, 0);
-  inner.write(message, SHA256_BLOCK_BYTES, 'latin1');
-  const outer = Buffer.allocUnsafe(SHA256_BLOCK_BYTES + 32);
-  key.outerPad.copy(outer, 0);
-  // 'binary' is latin1: the 32 digest bytes as a 32-character string.
-  outer.write(hash('sha256', inner, 'binary'), SHA256_BLOCK_BYTES, 'latin1');
-  return hash('sha256', outer, 'base64url');
+  const innerLength = SHA256_BLOCK_BYTES + message.length;
+  if (key.inner.length < innerLength) {
+    key.inner = Buffer.allocUnsafeSlow(Math.max(innerLength, 2 * key.inner.length));
+    key.innerPad.copy(key.inner, 0);
+  }
+  key.inner.write(message, SHA256_BLOCK_BYTES, 'latin1');
+  key.outer.set(hash('sha256', key.inner.subarray(0, innerLength), 'buffer'), SHA256_BLOCK_BYTES);
+  return hash('sha256', key.outer, 'base64url');
 }
 
 /**
@@ -73,6 +90,11 @@ export function equalInConstantTime(a: string, b: string): boolean {
  * Only such tokens take the fast path; any other shape goes to jose.
  */
 const LIVEKIT_TOKEN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
+
+/** Whether `token` has LIVEKIT_TOKEN's shape (the only shape the fast path takes). */
+export function isLiveKitShaped(token: string): boolean {
+  return LIVEKIT_TOKEN.test(token);
+}
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A base64url segment decoded (strict UTF-8, as jose) and parsed as JSON, or undefined. */
@@ -124,11 +146,26 @@ export interface FastPathKeys {
   hmacKeyFor(keyId: string): HmacKey | undefined;
 }
 
-export function acceptsLiveKitToken(token: string, options: { readonly keys: FastPathKeys; readonly nowMs: number; readonly clockToleranceMs: number }): AcceptedToken | undefined {
-  const now = Math.floor(new Date(options.nowMs).getTime() / 1000);
+export interface FastPathOptions {
+  readonly keys: FastPathKeys;
+  readonly nowMs: number;
+  readonly clockToleranceMs: number;
+}
+
+export function acceptsLiveKitToken(token: string, options: FastPathOptions): AcceptedToken | undefined {
+  return isLiveKitShaped(token) ? acceptsShapedToken(token, options) : undefined;
+}
+
+/** `Date`'s time value of `ms` (ECMAScript TimeClip), as `new Date(ms).getTime()` gives it, without a Date. */
+function timeClip(ms: number): number {
+  return Math.abs(ms) <= 8.64e15 ? Math.trunc(ms) + 0 : Number.NaN;
+}
+
+/** acceptsLiveKitToken for a token already known to be LiveKit-shaped (isLiveKitShaped). */
+export function acceptsShapedToken(token: string, options: FastPathOptions): AcceptedToken | undefined {
+  const now = Math.floor(timeClip(options.nowMs) / 1000);
   const tolerance = options.clockToleranceMs / 1000;
   if (!Number.isFinite(now) || !Number.isFinite(tolerance) || tolerance < 0) return undefined;
-  if (!LIVEKIT_TOKEN.test(token)) return undefined;
   const firstDot = token.indexOf('.');
   const lastDot = token.lastIndexOf('.');
   const header = token.slice(0, firstDot);

@@ -24,7 +24,7 @@
 import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { KeyPair } from '../config.ts';
-import { acceptsLiveKitToken, decodeSegment, equalInConstantTime, type HmacKey, hmacKey } from './hmac-fast-path.ts';
+import { acceptsShapedToken, decodeSegment, equalInConstantTime, type HmacKey, hmacKey, isLiveKitShaped } from './hmac-fast-path.ts';
 import { isPlainObject } from '../obs/json-values.ts';
 
 /** Every reason a token is refused; each is the 401 body and the log line's `reason`. */
@@ -136,8 +136,10 @@ type TokenVerdict = { readonly ok: true; readonly keyId: string; readonly bodyHa
 function verifyToken(authorization: string | undefined, options: VerifyOptions, fastPath: boolean): TokenVerdict | Promise<TokenVerdict> {
   const token = tokenFromHeader(authorization);
   if (token === undefined) return fail('missing_authorization');
-  if (!hasCanonicalSegments(token)) return fail('malformed_token');
-  const accepted = fastPath ? acceptsLiveKitToken(token, options) : undefined;
+  // LiveKit's shape (one regex: the alphabet, three segments) leaves only each segment's end to check.
+  const liveKitShaped = isLiveKitShaped(token);
+  if (!(liveKitShaped ? hasCanonicalSegmentEnds(token) : hasCanonicalSegments(token))) return fail('malformed_token');
+  const accepted = fastPath && liveKitShaped ? acceptsShapedToken(token, options) : undefined;
   if (accepted !== undefined) return checkTimeClaims(accepted.keyId, accepted.claims);
   return verifyTokenWithJose(token, options);
 }
@@ -225,10 +227,23 @@ const SEXTET = new Int8Array(128).fill(-1);
 for (let index = 0; index < BASE64URL.length; index++) SEXTET[BASE64URL.charCodeAt(index)] = index;
 
 /**
+ * Whether the base64url segment token[start, end) (of base64url characters)
+ * ends canonically: no length of 4n + 1, and no set bits past the last
+ * whole byte (a second spelling of the same bytes).
+ */
+function hasCanonicalEnd(token: string, start: number, end: number): boolean {
+  const rest = (end - start) % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  // 2 characters carry 1 byte (4 bits spare), 3 carry 2 bytes (2 bits spare).
+  return (SEXTET[token.charCodeAt(end - 1)]! & (rest === 2 ? 0b1111 : 0b11)) === 0;
+}
+
+/**
  * Three segments of canonical unpadded base64url: only the 64 characters,
- * no `=`, no length of 4n + 1, and no set bits past the last whole byte (a
- * second spelling of the same bytes). Empty segments pass (an `alg: none`
- * token's signature is empty; the algorithm check names that).
+ * no `=`, and each segment ending canonically (hasCanonicalEnd). Empty
+ * segments pass (an `alg: none` token's signature is empty; the algorithm
+ * check names that).
  */
 export function hasCanonicalSegments(token: string): boolean {
   let segments = 1;
@@ -236,14 +251,7 @@ export function hasCanonicalSegments(token: string): boolean {
   for (let index = 0; index <= token.length; index++) {
     const code = index === token.length ? 0x2e : token.charCodeAt(index);
     if (code === 0x2e) {
-      const length = index - start;
-      const rest = length % 4;
-      if (rest === 1) return false;
-      if (rest !== 0) {
-        const last = SEXTET[token.charCodeAt(index - 1)]!;
-        // 2 characters carry 1 byte (4 bits spare), 3 carry 2 bytes (2 bits spare).
-        if ((last & (rest === 2 ? 0b1111 : 0b11)) !== 0) return false;
-      }
+      if (!hasCanonicalEnd(token, start, index)) return false;
       if (index < token.length && ++segments > 3) return false;
       start = index + 1;
       continue;
@@ -251,6 +259,13 @@ export function hasCanonicalSegments(token: string): boolean {
     if (code >= 128 || SEXTET[code]! < 0) return false;
   }
   return segments === 3;
+}
+
+/** hasCanonicalSegments for a token of LiveKit's shape (isLiveKitShaped: the alphabet and three segments are known). */
+function hasCanonicalSegmentEnds(token: string): boolean {
+  const firstDot = token.indexOf('.');
+  const lastDot = token.lastIndexOf('.');
+  return hasCanonicalEnd(token, 0, firstDot) && hasCanonicalEnd(token, firstDot + 1, lastDot) && hasCanonicalEnd(token, lastDot + 1, token.length);
 }
 
 function reasonForJoseError(error: unknown): VerifyReason {
