@@ -26,7 +26,7 @@ import { MetricsListener } from './http/metrics-listener.ts';
 import { WebhookServer } from './http/server.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { redactPhoneNumbers } from './obs/redact.ts';
-import { type Level, type ObsEvent, PRIORITY_PREFIX } from './obs/schema.ts';
+import { encodeDiagnostic, type ObsEvent } from './obs/schema.ts';
 import { processLine, warningLine } from './obs/webhook-lines.ts';
 import { LineWriter } from './output/line-writer.ts';
 import { Output } from './output/output.ts';
@@ -106,7 +106,7 @@ export async function main(argv: readonly string[], io: CommandIo = defaultIo())
  * `journalctl -p err` like everything else.
  */
 function refuse(io: CommandIo, message: string): void {
-  io.stderr(io.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
+  io.stderr(io.journal.stderr ? encodeDiagnostic(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
 }
 
 function openSink(config: Config, reportProblem: (message: string) => void): Sink {
@@ -150,18 +150,6 @@ async function openStore(
   }
 }
 
-/**
- * What the daemon says on stderr once it runs. Under systemd stderr shares
- * the journal with the output, so it is JSON too: `journalctl -o cat | jq`
- * must not stop at a line of text. No `seq`: these lines are not part of
- * the output stream that `seq` counts. `priorityPrefix` when stderr is the
- * journal: `journalctl -p` then sees the level.
- */
-function diagnosticLine(message: string, nowMs: number, level: Level = 'warn', priorityPrefix = false): string {
-  const line = JSON.stringify({ ts: new Date(nowMs).toISOString(), level, component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail: message });
-  return `${priorityPrefix ? PRIORITY_PREFIX[level] : ''}${line}\n`;
-}
-
 /** The name in every line's `instance` field with a shared store, and in forwarded deliveries. */
 const instanceIdOf = (config: Config): string => config.instanceId ?? hostname();
 
@@ -190,7 +178,7 @@ interface Running {
 async function serve(config: Config, parsed: ParsedArgs, io: CommandIo): Promise<number> {
   // Never blocking, also when stderr is a pipe whose reader stalled.
   const stderr = new StderrLines();
-  const reportProblem = (message: string) => stderr.write(diagnosticLine(message, Date.now(), 'warn', io.journal.stderr));
+  const reportProblem = (message: string) => stderr.write(encodeDiagnostic(message, Date.now(), 'warn', io.journal.stderr));
 
   const sink = openSink(config, reportProblem);
   const shared = config.store.kind !== 'memory';
@@ -460,7 +448,7 @@ main(process.argv.slice(2), processIo).then(
   },
   (error: unknown) => {
     const message = `fatal: ${error instanceof Error ? error.stack : String(error)}`;
-    process.stderr.write(processIo.journal.stderr ? diagnosticLine(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
+    process.stderr.write(processIo.journal.stderr ? encodeDiagnostic(message, Date.now(), 'error', true) : `control-plane: ${message}\n`);
     process.exit(1);
   },
 );

@@ -188,6 +188,7 @@ const TYPE_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries(
 const LEVEL_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(`,"level":"${level}`)]));
 const PRIORITY_PARTS: Readonly<Record<string, Uint8Array>> = Object.fromEntries((['info', 'warn', 'error'] as const).map((level) => [level, latin1(PRIORITY_PREFIX[level])]));
 const SEQ_PART = latin1('","seq":');
+const QUOTE_PART = latin1('"');
 const NULL_PART = latin1('null');
 const TRUE_PART = latin1('true');
 const FALSE_PART = latin1('false');
@@ -255,8 +256,12 @@ export class LineEncoder {
     return this.buffer.subarray(0, this.length);
   }
 
-  /** Appends `event` as one line; `ts` is formatted (formatTimestamp), `seq` the per-process line counter. */
-  append(event: ObsEvent, seq: number, ts: string, redact?: Redactor): void {
+  /**
+   * Appends `event` as one line; `ts` is formatted (formatTimestamp), `seq`
+   * the per-process line counter, or null for a line outside the output
+   * stream that `seq` counts (a diagnostic on stderr): then it has none.
+   */
+  append(event: ObsEvent, seq: number | null, ts: string, redact?: Redactor): void {
     if (ts !== this.tsText) {
       // A new millisecond: `{"ts":"` and the timestamp, kept as bytes for the lines that share it.
       this.tsText = ts;
@@ -268,8 +273,12 @@ export class LineEncoder {
     this.reserve(LINE_HEADROOM + this.instancePart.length);
     if (this.priorityPrefix) this.copy(PRIORITY_PARTS[event.level]!);
     this.copy(this.tsPart);
-    this.copy(SEQ_PART);
-    this.number(seq);
+    if (seq === null) {
+      this.copy(QUOTE_PART);
+    } else {
+      this.copy(SEQ_PART);
+      this.number(seq);
+    }
     this.copy(LEVEL_PARTS[event.level]!);
     this.copy(TYPE_PARTS[event.event_type]!);
     if (event.session_id === null) this.copy(NULL_PART);
@@ -383,4 +392,19 @@ export function encodeLine(event: ObsEvent, seq: number, tsMs: number, redact?: 
   lineEncoder.clear();
   lineEncoder.append(event, seq, formatTimestamp(tsMs), redact);
   return lineEncoder.bytes().toString('utf8');
+}
+
+const diagnosticEncoders = { plain: new LineEncoder(), prefixed: new LineEncoder({ priorityPrefix: true }) };
+
+/**
+ * A `control_plane.diagnostic` line: what the daemon tells the operator on
+ * stderr (docs/contract.md). Encoded like every output line, escapes
+ * included, but without `seq`: it is not part of the output stream that
+ * `seq` counts. `priorityPrefix` when stderr is the journal.
+ */
+export function encodeDiagnostic(detail: string, tsMs: number, level: Level, priorityPrefix: boolean): string {
+  const encoder = priorityPrefix ? diagnosticEncoders.prefixed : diagnosticEncoders.plain;
+  encoder.clear();
+  encoder.append(line(level, 'control_plane.diagnostic', null, { detail }), null, formatTimestamp(tsMs));
+  return encoder.bytes().toString('utf8');
 }

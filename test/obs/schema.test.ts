@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { redactPhoneNumbers, redactPhoneNumbersInText } from '../../src/obs/redact.ts';
 import fc from 'fast-check';
 import { secondsToTimestamp } from '../../src/obs/livekit.ts';
-import { encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
+import { encodeDiagnostic, encodeLine, EVENT_TYPES, FIELD_ORDER, formatSeconds, formatTimestamp, LineEncoder, type ObsEvent } from '../../src/obs/schema.ts';
 
 const TS = Date.UTC(2026, 10, 30, 9, 28, 1, 7);
 
@@ -165,4 +165,19 @@ test('priorityPrefix: each line starts with its level as journald reads it; with
   assert.deepEqual(prefixedLines.map((line) => line.slice(0, 3)), ['<6>', '<4>', '<3>']);
   assert.deepEqual(prefixedLines.map((line) => line.slice(3)), bareLines, 'the prefix is all that differs');
   for (const line of bareLines) JSON.parse(line);
+});
+
+test('a diagnostic line is encoded like an output line, without seq; the journal gets its priority prefix', () => {
+  const detail = 'output /var/log/x: ENOSPC "disk full" \\ tab\there';
+  const line = encodeDiagnostic(detail, TS, 'warn', false);
+  assert.equal(
+    line,
+    `${JSON.stringify({ ts: new Date(TS).toISOString(), level: 'warn', component: 'control_plane', event_type: 'control_plane.diagnostic', session_id: null, detail })}\n`,
+  );
+  assert.equal(encodeDiagnostic(detail, TS, 'error', true), `<3>${encodeDiagnostic(detail, TS, 'error', false)}`);
+  // The Unicode line breaks JSON.stringify leaves raw are escaped, as in the output.
+  const broken = encodeDiagnostic('a\u2028b\u0085c', TS, 'warn', false);
+  assert.equal(broken.split(/[\n\u2028\u2029\u0085]/).length, 2);
+  assert.equal(JSON.parse(broken).detail, 'a\u2028b\u0085c');
+  assert.equal('seq' in JSON.parse(broken), false);
 });
