@@ -56,7 +56,7 @@ export function hmacKey(secret: Uint8Array): HmacKey {
 /**
  * HMAC-SHA256 of a latin1 (here: ASCII) message, as unpadded base64url: a
  * JWS HS256 signature. The two hashed blocks are the key's own buffers,
- * with the pads written once (not two buffers per call; 0.86 against 1.1
+ * with the pads written once (not two buffers per call; ~0.85 against 1.1-1.2
  * µs per call in isolation): synchronous code, so no call can come between
  * the writes and the hash.
  */
@@ -97,6 +97,7 @@ const LIVEKIT_TOKEN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
 export function isLiveKitShaped(token: string): boolean {
   return LIVEKIT_TOKEN.test(token);
 }
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A base64url segment decoded (strict UTF-8, as jose) and parsed as JSON, or undefined. */
@@ -113,11 +114,25 @@ export function decodeSegment(segment: string): unknown {
   }
 }
 
-
 /** A token the fast path accepted: who signed it, its claims (the time claims and sha256 are checked by verify.ts). */
 export interface AcceptedToken {
   readonly keyId: string;
   readonly claims: Record<string, unknown>;
+}
+
+/** What the fast path needs of the configured keys (verify.ts's KeyRing). */
+export interface FastPathKeys {
+  /** Whether `segment` is a token header the fast path accepts. */
+  isWellFormedHeader(segment: string): boolean;
+  /** Remembers a header of a token whose signature verified. */
+  rememberHeader(segment: string): void;
+  hmacKeyFor(keyId: string): HmacKey | undefined;
+}
+
+export interface FastPathOptions {
+  readonly keys: FastPathKeys;
+  readonly nowMs: number;
+  readonly clockToleranceMs: number;
 }
 
 /**
@@ -139,21 +154,6 @@ export interface AcceptedToken {
  *   number; `nbf`, when present, a number ≤ now + t; `exp` present, a
  *   number > now - t.
  */
-/** What the fast path needs of the configured keys (verify.ts's KeyRing). */
-export interface FastPathKeys {
-  /** Whether `segment` is a token header the fast path accepts. */
-  isWellFormedHeader(segment: string): boolean;
-  /** Remembers a header of a token whose signature verified. */
-  rememberHeader(segment: string): void;
-  hmacKeyFor(keyId: string): HmacKey | undefined;
-}
-
-export interface FastPathOptions {
-  readonly keys: FastPathKeys;
-  readonly nowMs: number;
-  readonly clockToleranceMs: number;
-}
-
 export function acceptsLiveKitToken(token: string, options: FastPathOptions): AcceptedToken | undefined {
   return isLiveKitShaped(token) ? acceptsShapedToken(token, options) : undefined;
 }
