@@ -132,6 +132,21 @@ describe('verifyWebhook', () => {
       const [header, payload, signature] = signWebhook(body, KEY, { issuedAt: NOW }).split('.');
       return `${header}.${payload}.${withNonCanonicalEnd(signature!)}`;
     }, 'malformed_token'],
+    // LiveKit-shaped tokens (one regex takes their alphabet) have only each segment's end checked: every segment is tried.
+    ['a payload segment whose unused bits are set (LiveKit-shaped, correctly signed)', () => {
+      // A filler claim makes the payload's length 4n + 2 or 4n + 3, so its last character has spare bits.
+      let payload = b64url(goodClaims);
+      for (let filler = ''; payload.length % 4 === 0; filler += 'x') payload = b64url({ ...goodClaims, x: filler });
+      const input = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${withNonCanonicalEnd(payload)}`;
+      return `${input}.${createHmac('sha256', KEY.secret).update(input).digest('base64url')}`;
+    }, 'malformed_token'],
+    ['a header segment whose unused bits are set (LiveKit-shaped, correctly signed)', () => {
+      // 28 bytes of JSON: 38 characters, the last one with 2 spare bits.
+      const header = b64url({ alg: 'HS256', typ: 'JOSE' });
+      assert.notEqual(header.length % 4, 0);
+      const input = `${withNonCanonicalEnd(header)}.${b64url(goodClaims)}`;
+      return `${input}.${createHmac('sha256', KEY.secret).update(input).digest('base64url')}`;
+    }, 'malformed_token'],
     ['a signature in standard base64', () => {
       // The first issue time whose MAC has a + or / in standard base64.
       for (let offset = 0; ; offset++) {
